@@ -1,0 +1,362 @@
+"""HTTP plumbing shared by the sync and async halves of :class:`OGCProcessesHook`.
+
+Kept apart from the hook so the request/response rules (credentials per origin, error
+parsing, retry decisions) are written once and used by both ``httpx.Client`` and
+``httpx.AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import email.utils
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from airflow_provider_ogc.exceptions import (
+    TRANSIENT_HTTP_STATUSES,
+    OGCConnectionConfigError,
+    OGCInvalidResponseError,
+    OGCProcessesAPIError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Generator, Mapping
+
+    from airflow.sdk import Connection
+
+JSON = "application/json"
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+AUTH_TYPES = ("none", "basic", "bearer", "api_key")
+EXCERPT_CHARS = 200
+
+
+def origin_of(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with default ports made explicit, so equal origins compare equal."""
+    parsed = httpx.URL(str(url))
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+    return parsed.scheme, parsed.host.lower(), port
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """
+    Everything the hook needs from an Airflow connection, validated once.
+
+    :param base_url: the API root (landing page URL) without a trailing slash.
+    :param auth_type: ``none``, ``basic``, ``bearer`` or ``api_key``.
+    :param login: username for basic auth.
+    :param secret: password, bearer token or API key (masked in logs by Airflow).
+    :param api_key_header: header carrying the API key.
+    :param headers: extra headers, sent only to the API's own origin.
+    :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+    :param timeout: read/write timeout in seconds.
+    :param connect_timeout: connect timeout in seconds.
+    :param max_retries: retries of GET and DELETE on transient failures.
+    :param retry_wait_max: upper bound of one wait between retries, in seconds.
+    """
+
+    base_url: str
+    auth_type: str = "none"
+    login: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    api_key_header: str = "X-API-Key"
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    verify: bool | str = True
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    max_retries: int = 3
+    retry_wait_min: float = 1.0
+    retry_wait_max: float = 30.0
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> ConnectionSettings:
+        """Build settings from an Airflow connection; errors name the field at fault."""
+        extra = conn.extra_dejson or {}
+        conn_id = conn.conn_id
+        host = (conn.host or "").strip()
+        if not host:
+            raise OGCConnectionConfigError(
+                f"Connection {conn_id!r} has no host: set it to the API root URL, "
+                "e.g. https://processing.example.org/acme/ogc-api"
+            )
+        if "://" not in host:
+            scheme = str(extra.get("scheme") or "https")
+            path = f"/{conn.schema.strip('/')}" if conn.schema else ""
+            host = f"{scheme}://{host}{path}"
+        parts = urlsplit(host)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise OGCConnectionConfigError(
+                f"Connection {conn_id!r}: host {host!r} is not an http(s) URL of the API root"
+            )
+        netloc = parts.netloc
+        if conn.port and parts.port is None:
+            netloc = f"{netloc}:{conn.port}"
+        base_url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+        login = conn.login or None
+        secret = conn.password or None
+        auth_type = str(extra.get("auth_type") or "").strip().lower()
+        if not auth_type:
+            # Infer the obvious cases so a URI like https://user:pw@host works as expected.
+            auth_type = "basic" if login and secret else "bearer" if secret else "none"
+        if auth_type not in AUTH_TYPES:
+            raise OGCConnectionConfigError(
+                f"Connection {conn_id!r}: auth_type {auth_type!r} is not one of {', '.join(AUTH_TYPES)}"
+            )
+        if auth_type != "none" and not secret:
+            raise OGCConnectionConfigError(
+                f"Connection {conn_id!r}: auth_type {auth_type!r} needs the Password field "
+                "(password, token or API key)"
+            )
+        if auth_type == "basic" and not login:
+            raise OGCConnectionConfigError(f"Connection {conn_id!r}: basic auth needs a Login")
+
+        return cls(
+            base_url=base_url,
+            auth_type=auth_type,
+            login=login,
+            secret=secret,
+            api_key_header=str(extra.get("api_key_header") or "X-API-Key"),
+            headers=_parse_headers(extra.get("extra_headers", extra.get("headers")), conn_id),
+            verify=_parse_verify(extra, conn_id),
+            timeout=_positive_number(extra, "timeout", 30.0, conn_id),
+            connect_timeout=_positive_number(extra, "connect_timeout", 10.0, conn_id),
+            max_retries=int(_positive_number(extra, "max_retries", 3, conn_id, allow_zero=True)),
+            retry_wait_min=_positive_number(extra, "retry_wait_min", 1.0, conn_id, allow_zero=True),
+            retry_wait_max=_positive_number(extra, "retry_wait_max", 30.0, conn_id, allow_zero=True),
+        )
+
+    @property
+    def origin(self) -> tuple[str, str, int | None]:
+        return origin_of(self.base_url)
+
+    def url(self, path: str) -> str:
+        """Absolute URL of ``path`` below the API root (``""`` is the landing page)."""
+        return f"{self.base_url}/{path.lstrip('/')}" if path else f"{self.base_url}/"
+
+    def httpx_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout, connect=self.connect_timeout)
+
+    def auth(self) -> OriginBoundAuth:
+        credentials: dict[str, str] = dict(self.headers)
+        if self.auth_type == "basic":
+            token = base64.b64encode(f"{self.login}:{self.secret}".encode()).decode()
+            credentials["Authorization"] = f"Basic {token}"
+        elif self.auth_type == "bearer":
+            credentials["Authorization"] = f"Bearer {self.secret}"
+        elif self.auth_type == "api_key":
+            credentials[self.api_key_header] = self.secret or ""
+        return OriginBoundAuth(self.origin, credentials)
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Identity of the settings, to share one async connection pool per distinct configuration."""
+        return (
+            self.base_url,
+            self.auth_type,
+            self.login,
+            self.secret,
+            self.api_key_header,
+            tuple(sorted(self.headers.items())),
+            self.verify,
+            self.timeout,
+            self.connect_timeout,
+        )
+
+
+class OriginBoundAuth(httpx.Auth):
+    """
+    Adds credentials (auth header, API key, extra headers) only to requests for one origin.
+
+    Links in OGC documents (``monitor``, ``next``, results, redirects) may point anywhere;
+    requests to another scheme/host/port go out without any of these headers.
+    """
+
+    def __init__(self, origin: tuple[str, str, int | None], headers: Mapping[str, str]) -> None:
+        self._origin = origin
+        self._headers = dict(headers)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if origin_of(request.url) == self._origin:
+            request.headers.update(self._headers)
+        yield request
+
+
+def _parse_headers(raw: Any, conn_id: str) -> dict[str, str]:
+    if raw in (None, ""):
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as err:
+            raise OGCConnectionConfigError(
+                f"Connection {conn_id!r}: extra_headers is not a JSON object: {err}"
+            ) from None
+    if not isinstance(raw, dict):
+        raise OGCConnectionConfigError(f"Connection {conn_id!r}: extra_headers must be a JSON object")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _parse_verify(extra: Mapping[str, Any], conn_id: str) -> bool | str:
+    if extra.get("ca_bundle"):
+        return str(extra["ca_bundle"])
+    value = extra.get("verify", True)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes", ""):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        return value  # a CA bundle path
+    raise OGCConnectionConfigError(f"Connection {conn_id!r}: verify must be a boolean or a CA bundle path")
+
+
+def _positive_number(
+    extra: Mapping[str, Any], key: str, default: float, conn_id: str, *, allow_zero: bool = False
+) -> float:
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise OGCConnectionConfigError(
+            f"Connection {conn_id!r}: {key} must be a number, got {value!r}"
+        ) from None
+    if number < 0 or (number == 0 and not allow_zero):
+        raise OGCConnectionConfigError(f"Connection {conn_id!r}: {key} must be positive, got {value!r}")
+    return number
+
+
+def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait, from ``Retry-After`` (delta-seconds or HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """A short, single-line excerpt of a body: HTML tags dropped, whitespace folded."""
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", text)
+    text = re.sub(r"<[^>]+>", " ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_request(response: httpx.Response) -> str:
+    return f"{response.request.method} {response.request.url}"
+
+
+def error_from_response(response: httpx.Response) -> OGCProcessesAPIError:
+    """Turn an error response (OGC exception, RFC 7807, a server's own shape or HTML) into one error."""
+    status = response.status_code
+    reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
+    where = describe_request(response)
+    retry_after = retry_after_seconds(response)
+    body: Any = None
+    with contextlib.suppress(ValueError):
+        body = response.json()
+    kind = title = detail = None
+    if isinstance(body, dict):
+        # OGC exception / RFC 7807: type, title, status, detail; ZOO and older pygeoapi: code, description;
+        # FastAPI: detail (str or list of validation errors).
+        kind = _str_or_none(body.get("type") or body.get("code"))
+        title = _str_or_none(body.get("title"))
+        raw_detail = body.get("detail", body.get("description"))
+        detail = raw_detail if isinstance(raw_detail, str) or raw_detail is None else json.dumps(raw_detail)
+    if body is None:
+        content_type = response.headers.get("content-type", "unknown content type")
+        snippet = excerpt(response.text) if response.content else "(empty body)"
+        return OGCProcessesAPIError(
+            f"HTTP {status} {reason} from {where} ({content_type}): {snippet}",
+            http_status=status,
+            title=reason,
+            detail=snippet,
+            method=response.request.method,
+            url=str(response.request.url),
+            retry_after=retry_after,
+        )
+    summary = " — ".join(part for part in (title, detail) if part) or excerpt(response.text)
+    type_note = f" [{kind}]" if kind else ""
+    return OGCProcessesAPIError(
+        f"HTTP {status} {reason} from {where}{type_note}: {summary}",
+        http_status=status,
+        type=kind,
+        title=title or reason,
+        detail=detail,
+        method=response.request.method,
+        url=str(response.request.url),
+        retry_after=retry_after,
+    )
+
+
+def decode_json(response: httpx.Response) -> Any:
+    """The JSON body of a successful response, or a clear error naming what came instead."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        content_type = response.headers.get("content-type", "no content type")
+        raise OGCInvalidResponseError(
+            f"Expected JSON from {describe_request(response)} (HTTP {response.status_code}), "
+            f"got {content_type}: {excerpt(response.text)}",
+            http_status=response.status_code,
+            title="Invalid JSON response",
+            detail=excerpt(response.text),
+            method=response.request.method,
+            url=str(response.request.url),
+        ) from None
+
+
+def is_retryable(error: BaseException, *, idempotent: bool) -> bool:
+    """
+    Whether a failed request may be sent again.
+
+    Idempotent requests (GET, DELETE) retry connection errors, timeouts, 5xx and 429. A POST is
+    retried only when the server cannot have acted on it: the connection was never made, or
+    the server said 429 (rate limited, nothing created).
+    """
+    if isinstance(error, OGCProcessesAPIError):
+        if error.http_status == 429:
+            return True
+        return idempotent and error.http_status in TRANSIENT_HTTP_STATUSES
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return True
+    return idempotent and isinstance(error, (httpx.TransportError,))
+
+
+def redirect_target(response: httpx.Response) -> httpx.URL | None:
+    if response.status_code not in REDIRECT_STATUSES or "location" not in response.headers:
+        return None
+    return response.url.join(response.headers["location"])
+
+
+def redirected_method(method: str, status: int) -> str:
+    """RFC 9110 redirect semantics: 303 becomes GET; 301/302 turn POST into GET, as browsers do."""
+    if status == 303 and method != "HEAD":
+        return "GET"
+    if status in (301, 302) and method == "POST":
+        return "GET"
+    return method
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,738 @@
+"""The hook over every OGC API - Processes endpoint (Part 1 core, Part 2 deploy/replace/undeploy)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import weakref
+from collections.abc import Iterator, Mapping
+from os import PathLike, fspath
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import httpx
+from airflow.sdk import BaseHook
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from airflow_provider_ogc import __version__
+from airflow_provider_ogc.exceptions import (
+    OGCInvalidResponseError,
+    OGCProcessesAPIError,
+    OGCProcessesError,
+)
+from airflow_provider_ogc.hooks._http import (
+    JSON,
+    MAX_REDIRECTS,
+    ConnectionSettings,
+    decode_json,
+    error_from_response,
+    is_retryable,
+    origin_of,
+    redirect_target,
+    redirected_method,
+)
+from airflow_provider_ogc.models import (
+    STATUS_LINK_RELS,
+    ApplicationPackage,
+    DeployedProcess,
+    Execution,
+    JobStatus,
+    Link,
+    StatusInfo,
+    find_link,
+    looks_like_status_info,
+)
+
+OPENAPI_ACCEPT = (
+    "application/vnd.oai.openapi+json;version=3.0, application/openapi+json, application/json;q=0.9"
+)
+PACKAGE_ACCEPT = (
+    "application/ogcapppkg+json, application/cwl+json, application/cwl+yaml;q=0.9, "
+    "application/cwl;q=0.9, application/json;q=0.8, */*;q=0.1"
+)
+CWL_YAML = "application/cwl+yaml"
+CWL_JSON = "application/cwl+json"
+OGC_APPPKG_JSON = "application/ogcapppkg+json"
+PACKAGE_CONTENT_TYPES = (CWL_YAML, CWL_JSON, OGC_APPPKG_JSON, "application/cwl")
+EXECUTION_MODES = ("async", "sync", "auto")
+RETRY_AFTER_CAP = 300.0
+MAX_PAGES = 100
+
+# Conformance classes worth naming in test_connection(), by their URI's last path segment.
+CAPABILITIES = {
+    "core": "core",
+    "json": "JSON",
+    "ogc-process-description": "OGC process description",
+    "job-list": "job list",
+    "dismiss": "dismiss",
+    "callback": "callback",
+    "deploy-replace-undeploy": "deploy/replace/undeploy (Part 2)",
+    "cwl": "CWL application packages",
+    "ogcapppkg": "OGC application packages",
+    "oas30": "OpenAPI 3.0",
+}
+
+# Headers whose values must never show up in logs.
+SENSITIVE_HEADER = re.compile(r"(?i)auth|token|key|secret|cookie|session|password")
+
+# One connection pool per (event loop, connection settings): all triggers of a triggerer
+# process that talk to the same server reuse keep-alive connections instead of reconnecting.
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], httpx.AsyncClient]]
+_ASYNC_CLIENTS = weakref.WeakKeyDictionary()
+
+
+class OGCProcessesHook(BaseHook):
+    """
+    Client for an OGC API - Processes server, configured by an Airflow connection.
+
+    Sync methods use one pooled :class:`httpx.Client` per hook; async methods (``a*``) use an
+    :class:`httpx.AsyncClient` shared by every hook on the same event loop with the same
+    connection settings, so one triggerer process keeps one pool per server.
+
+    GET and DELETE requests retry connection errors, 5xx and 429 with exponential backoff,
+    honouring ``Retry-After``. Execute and deploy requests are retried only when the server cannot
+    have acted on them (connection refused, 429). Credentials are sent to the connection's own
+    origin only.
+
+    :param ogc_conn_id: the Airflow connection of type ``ogc_processes``.
+    """
+
+    conn_name_attr = "ogc_conn_id"
+    default_conn_name = "ogc_processes_default"
+    conn_type = "ogc_processes"
+    hook_name = "OGC API - Processes"
+
+    def __init__(self, ogc_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ogc_conn_id = ogc_conn_id
+        self._settings: ConnectionSettings | None = None
+        self._client: httpx.Client | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The validated connection settings (read from Airflow once per hook)."""
+        if self._settings is None:
+            self._settings = self._load_settings(self.get_connection(self.ogc_conn_id))
+        return self._settings
+
+    async def asettings(self) -> ConnectionSettings:
+        """Async variant of :attr:`settings`, safe to call in the triggerer's event loop."""
+        if self._settings is None:
+            self._settings = self._load_settings(await self.aget_connection(self.ogc_conn_id))
+        return self._settings
+
+    @staticmethod
+    def _load_settings(conn: Any) -> ConnectionSettings:
+        from airflow.sdk.log import mask_secret
+
+        settings = ConnectionSettings.from_connection(conn)
+        if settings.secret:
+            mask_secret(settings.secret)
+        for name, value in settings.headers.items():
+            if SENSITIVE_HEADER.search(name):
+                mask_secret(value)
+        return settings
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    def get_conn(self) -> httpx.Client:
+        """The hook's pooled sync client (created on first use)."""
+        if self._client is None:
+            settings = self.settings
+            self._client = httpx.Client(
+                auth=settings.auth(),
+                headers=_default_headers(),
+                timeout=settings.httpx_timeout(),
+                verify=settings.verify,
+                follow_redirects=False,  # redirects are followed by hand so credentials stay per-origin
+            )
+        return self._client
+
+    async def aget_client(self) -> httpx.AsyncClient:
+        """The async client shared on this event loop by hooks with the same settings."""
+        settings = await self.asettings()
+        loop = asyncio.get_running_loop()
+        clients = _ASYNC_CLIENTS.setdefault(loop, {})
+        key = settings.fingerprint()
+        client = clients.get(key)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                auth=settings.auth(),
+                headers=_default_headers(),
+                timeout=settings.httpx_timeout(),
+                verify=settings.verify,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            )
+            clients[key] = client
+        return client
+
+    def close(self) -> None:
+        """Close the sync client's connections."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> OGCProcessesHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def _retry_kwargs(self, idempotent: bool) -> dict[str, Any]:
+        settings = self._settings or self.settings
+        backoff = wait_exponential_jitter(initial=settings.retry_wait_min, max=settings.retry_wait_max)
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, OGCProcessesAPIError) and error.retry_after is not None:
+                return min(error.retry_after, RETRY_AFTER_CAP)
+            return float(backoff(state))
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self.log.warning(
+                "Attempt %d failed (%s); retrying in %.1f s",
+                state.attempt_number,
+                error,
+                state.next_action.sleep if state.next_action else 0.0,
+            )
+
+        return {
+            "stop": stop_after_attempt(settings.max_retries + 1),
+            "wait": wait,
+            "retry": retry_if_exception(lambda e: is_retryable(e, idempotent=idempotent)),
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
+
+    def _target(self, target: str) -> str:
+        return target if "://" in target else self.settings.url(target)
+
+    def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept: str = JSON,
+    ) -> httpx.Response:
+        """
+        Send one request (with retries where safe) and return the successful response.
+
+        :param method: HTTP method.
+        :param target: a path below the API root, or an absolute URL (e.g. a link).
+        :param params: query parameters.
+        :param json_body: a JSON-serialisable body.
+        :param content: a raw body (with ``headers`` giving its Content-Type).
+        :param headers: extra request headers.
+        :param accept: the ``Accept`` header.
+        :raises OGCProcessesAPIError: for an error response, once retries are exhausted.
+        """
+        client = self.get_conn()
+        url = self._target(target)
+        kwargs = _request_kwargs(params, json_body, content, headers, accept)
+        for attempt in Retrying(**self._retry_kwargs(_idempotent(method))):
+            with attempt:
+                return self._send_following_redirects(client, method, url, kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_following_redirects(
+        self, client: httpx.Client, method: str, url: str, kwargs: dict[str, Any]
+    ) -> httpx.Response:
+        for _ in range(MAX_REDIRECTS + 1):
+            response = client.request(method, url, **kwargs)
+            self.log.debug("%s %s -> %s", method, url, response.status_code)
+            target = redirect_target(response)
+            if target is None:
+                return _raise_for_status(response)
+            method, url, kwargs = _follow(method, response, target, kwargs)
+        raise OGCProcessesAPIError(f"Too many redirects from {method} {url}", method=method, url=url)
+
+    async def arequest(
+        self,
+        method: str,
+        target: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept: str = JSON,
+    ) -> httpx.Response:
+        """Async variant of :meth:`request`, on the shared async client."""
+        client = await self.aget_client()
+        settings = await self.asettings()
+        url = target if "://" in target else settings.url(target)
+        kwargs = _request_kwargs(params, json_body, content, headers, accept)
+        async for attempt in AsyncRetrying(**self._retry_kwargs(_idempotent(method))):
+            with attempt:
+                return await self._asend_following_redirects(client, method, url, kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _asend_following_redirects(
+        self, client: httpx.AsyncClient, method: str, url: str, kwargs: dict[str, Any]
+    ) -> httpx.Response:
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await client.request(method, url, **kwargs)
+            self.log.debug("%s %s -> %s", method, url, response.status_code)
+            target = redirect_target(response)
+            if target is None:
+                return _raise_for_status(response)
+            method, url, kwargs = _follow(method, response, target, kwargs)
+        raise OGCProcessesAPIError(f"Too many redirects from {method} {url}", method=method, url=url)
+
+    def _get_json(self, target: str, *, params: Mapping[str, Any] | None = None, accept: str = JSON) -> Any:
+        return decode_json(self.request("GET", target, params=params, accept=accept))
+
+    # ------------------------------------------------------------------ Part 1: discovery
+
+    def get_landing_page(self) -> dict[str, Any]:
+        """``GET /``: the landing page with links to the API's resources."""
+        return _expect_object(self._get_json(""), "landing page")
+
+    def get_conformance(self) -> list[str]:
+        """``GET /conformance``: the URIs of the conformance classes the server implements."""
+        body = _expect_object(self._get_json("conformance"), "conformance declaration")
+        classes = body.get("conformsTo")
+        if not isinstance(classes, list):
+            raise OGCInvalidResponseError(
+                "The conformance declaration has no 'conformsTo' list", title="Invalid conformance"
+            )
+        return [str(uri) for uri in classes]
+
+    def get_api_definition(self) -> dict[str, Any]:
+        """``GET /api``: the server's OpenAPI document."""
+        return _expect_object(self._get_json("api", accept=OPENAPI_ACCEPT), "API definition")
+
+    def list_processes(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """
+        ``GET /processes``: summaries of every process, following ``next`` links.
+
+        :param limit: page size to ask the server for (it may use its own).
+        """
+        params = {"limit": limit} if limit else None
+        return list(self._paginate("processes", "processes", params))
+
+    def get_process(self, process_id: str) -> dict[str, Any]:
+        """``GET /processes/{processId}``: the process description (inputs, outputs, job control)."""
+        return _expect_object(self._get_json(_process_path(process_id)), "process description")
+
+    # ------------------------------------------------------------------ Part 1: execution and jobs
+
+    def execute_process(
+        self,
+        process_id: str,
+        inputs: Mapping[str, Any] | None,
+        outputs: Mapping[str, Any] | None = None,
+        response: str | None = None,
+        mode: str = "async",
+        subscriber: Mapping[str, str] | None = None,
+    ) -> Execution:
+        """
+        ``POST /processes/{processId}/execution``: create a job.
+
+        Asks for asynchronous execution with ``Prefer: respond-async`` (pygeoapi executes
+        synchronously on any other value) and understands every answer servers give: 201 with a
+        ``Location`` and an empty body (pygeoapi), 201 with a statusInfo and a ``monitor`` link
+        (ZOO-Project-DRU), 201 with a statusInfo and no ``Location`` (wraptile), and 200 with the
+        results (synchronous servers). The request is never retried once it may have reached the
+        server, so a job is never submitted twice.
+
+        :param process_id: the process to run.
+        :param inputs: the execute request's ``inputs``.
+        :param outputs: the execute request's ``outputs`` selection, if any.
+        :param response: ``document`` or ``raw`` (OGC 1.0 servers), if any.
+        :param mode: ``async`` (ask for a job), ``sync`` (ask for the results) or ``auto`` (no preference).
+        :param subscriber: callback URLs (``successUri``, ``failedUri``, ``inProgressUri``).
+        :return: the job (``job_id``, ``job_url``, ``status``) or the synchronous results.
+        """
+        if mode not in EXECUTION_MODES:
+            raise ValueError(f"mode must be one of {', '.join(EXECUTION_MODES)}, got {mode!r}")
+        body: dict[str, Any] = {"inputs": dict(inputs or {})}
+        if outputs is not None:
+            body["outputs"] = dict(outputs)
+        if response is not None:
+            body["response"] = response
+        if subscriber is not None:
+            body["subscriber"] = dict(subscriber)
+        headers = (
+            {"Prefer": "respond-async"} if mode == "async" else {"Prefer": "wait"} if mode == "sync" else {}
+        )
+        reply = self.request(
+            "POST", f"{_process_path(process_id)}/execution", json_body=body, headers=headers
+        )
+        execution = self._parse_execution(reply)
+        if execution.job_id:
+            self.log.info("Submitted %s: job %s (%s)", process_id, execution.job_id, execution.job_url)
+        return execution
+
+    def _parse_execution(self, reply: httpx.Response) -> Execution:
+        body = decode_json(reply)
+        location = reply.headers.get("location")
+        location = str(reply.url.join(location)) if location else None
+        if looks_like_status_info(body):
+            provisional = StatusInfo.from_dict(body)
+            link = find_link(provisional.links, STATUS_LINK_RELS)
+            job_url = self._job_url(provisional.job_id, link.href if link else location)
+            status = StatusInfo.from_dict(body, job_url=job_url)
+            return Execution(job_id=status.job_id, job_url=job_url, status=status)
+        if reply.status_code in (201, 202):
+            if not location:
+                raise OGCInvalidResponseError(
+                    f"The server accepted the execute request (HTTP {reply.status_code}) but gave "
+                    "neither a Location header nor a statusInfo with a job id",
+                    http_status=reply.status_code,
+                    title="No job id",
+                    method="POST",
+                    url=str(reply.request.url),
+                )
+            job_id = job_id_from_url(location)
+            job_url = self._job_url(job_id, location)
+            status = StatusInfo(job_id=job_id, status=JobStatus.ACCEPTED, job_url=job_url)
+            return Execution(job_id=job_id, job_url=job_url, status=status)
+        # 200 (or 204): the server ran the process synchronously and answered with its results.
+        if not location:
+            return Execution(job_id=None, job_url=None, status=None, results=body, synchronous=True)
+        sync_id = job_id_from_url(location)
+        sync_url = self._job_url(sync_id, location)
+        done = StatusInfo(job_id=sync_id, status=JobStatus.SUCCESSFUL, job_url=sync_url)
+        return Execution(job_id=sync_id, job_url=sync_url, status=done, results=body, synchronous=True)
+
+    def _job_url(self, job_id: str, advertised: str | None) -> str:
+        """The job's status URL: the server's own link if it is on our origin, else the canonical one."""
+        canonical = self.settings.url(_job_path(job_id))
+        if advertised and origin_of(advertised) == self.settings.origin:
+            return advertised
+        if advertised:
+            self.log.info("The server advertised job URL %s on another host; using %s", advertised, canonical)
+        return canonical
+
+    def get_job_status(self, job_id: str) -> StatusInfo:
+        """``GET /jobs/{jobId}``: the job's statusInfo."""
+        url = self.settings.url(_job_path(job_id))
+        return StatusInfo.from_dict(self._get_json(url), job_url=url, job_id=job_id)
+
+    def get_job_results(self, job_id: str) -> Any:
+        """``GET /jobs/{jobId}/results``: the results document, asked for as JSON."""
+        return self._get_json(f"{_job_path(job_id)}/results")
+
+    def list_jobs(
+        self,
+        process_id: str | list[str] | None = None,
+        status: str | JobStatus | list[str | JobStatus] | None = None,
+        limit: int | None = None,
+        **params: Any,
+    ) -> list[StatusInfo]:
+        """
+        ``GET /jobs``: jobs known to the server, following ``next`` links.
+
+        :param process_id: only jobs of this process (or these processes).
+        :param status: only jobs in this status (or these statuses).
+        :param limit: page size to ask the server for.
+        :param params: further query parameters (``type``, ``datetime``, ...).
+        """
+        query: dict[str, Any] = dict(params)
+        if process_id:
+            query["processID"] = process_id
+        if status:
+            values = status if isinstance(status, list) else [status]
+            query["status"] = [JobStatus(s).value if isinstance(s, JobStatus) else s for s in values]
+        if limit:
+            query["limit"] = limit
+        jobs = []
+        for raw in self._paginate("jobs", "jobs", query or None):
+            job_id = raw.get("jobID", raw.get("jobId", raw.get("id"))) if isinstance(raw, dict) else None
+            url = self.settings.url(_job_path(str(job_id))) if job_id is not None else None
+            jobs.append(StatusInfo.from_dict(raw, job_url=url))
+        return jobs
+
+    def dismiss_job(self, job_id: str) -> StatusInfo | None:
+        """
+        ``DELETE /jobs/{jobId}``: cancel a running job, or delete a finished one and its results.
+
+        :return: the statusInfo the server answered with, if it sent one.
+        """
+        body = decode_json(self.request("DELETE", _job_path(job_id)))
+        url = self.settings.url(_job_path(job_id))
+        return (
+            StatusInfo.from_dict(body, job_url=url, job_id=job_id) if looks_like_status_info(body) else None
+        )
+
+    async def aget_job_status(self, job_id: str) -> StatusInfo:
+        """Async :meth:`get_job_status`."""
+        settings = await self.asettings()
+        url = settings.url(_job_path(job_id))
+        body = decode_json(await self.arequest("GET", url))
+        return StatusInfo.from_dict(body, job_url=url, job_id=job_id)
+
+    async def aget_job_results(self, job_id: str) -> Any:
+        """Async :meth:`get_job_results`."""
+        return decode_json(await self.arequest("GET", f"{_job_path(job_id)}/results"))
+
+    async def adismiss_job(self, job_id: str) -> StatusInfo | None:
+        """Async :meth:`dismiss_job`."""
+        settings = await self.asettings()
+        body = decode_json(await self.arequest("DELETE", _job_path(job_id)))
+        url = settings.url(_job_path(job_id))
+        return (
+            StatusInfo.from_dict(body, job_url=url, job_id=job_id) if looks_like_status_info(body) else None
+        )
+
+    # ------------------------------------------------------------------ Part 2: deploy, replace, undeploy
+
+    def deploy_process(
+        self,
+        package: Mapping[str, Any] | str | bytes | PathLike[str],
+        content_type: str | None = None,
+        workflow_id: str | None = None,
+    ) -> DeployedProcess:
+        """
+        ``POST /processes``: deploy an application package as a new process (Part 2).
+
+        :param package: a CWL document or OGC application package, as a dict, a YAML/JSON
+            string or bytes, or a path to a file.
+        :param content_type: ``application/cwl+yaml``, ``application/cwl+json`` or
+            ``application/ogcapppkg+json``; inferred from the package when omitted.
+        :param workflow_id: the ``w`` query parameter: which workflow of a multi-workflow CWL to deploy.
+        """
+        body, media_type = encode_package(package, content_type)
+        params = {"w": workflow_id} if workflow_id else None
+        reply = self.request(
+            "POST", "processes", content=body, params=params, headers={"Content-Type": media_type}
+        )
+        return _parse_deployment(reply, fallback_id=workflow_id)
+
+    def replace_process(
+        self,
+        process_id: str,
+        package: Mapping[str, Any] | str | bytes | PathLike[str],
+        content_type: str | None = None,
+    ) -> DeployedProcess:
+        """``PUT /processes/{processId}``: replace a deployed process with a new package (Part 2)."""
+        body, media_type = encode_package(package, content_type)
+        reply = self.request(
+            "PUT", _process_path(process_id), content=body, headers={"Content-Type": media_type}
+        )
+        return _parse_deployment(reply, fallback_id=process_id)
+
+    def undeploy_process(self, process_id: str) -> None:
+        """``DELETE /processes/{processId}``: remove a deployed process (Part 2)."""
+        self.request("DELETE", _process_path(process_id))
+
+    def get_process_package(self, process_id: str) -> ApplicationPackage:
+        """``GET /processes/{processId}/package``: the application package of a deployed process."""
+        reply = self.request("GET", f"{_process_path(process_id)}/package", accept=PACKAGE_ACCEPT)
+        media_type = reply.headers.get("content-type", "").split(";")[0].strip()
+        content: Any = reply.text
+        if "json" in media_type:
+            content = decode_json(reply)
+        return ApplicationPackage(content_type=media_type or "application/octet-stream", content=content)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _paginate(self, path: str, key: str, params: Mapping[str, Any] | None) -> Iterator[Any]:
+        target: str | None = path
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            if target is None:
+                return
+            reply = self.request("GET", target, params=params)
+            body = _expect_object(decode_json(reply), f"{key} list")
+            items = body.get(key)
+            if not isinstance(items, list):
+                raise OGCInvalidResponseError(
+                    f"The {key} list from {reply.request.url} has no '{key}' array", title="Invalid list"
+                )
+            yield from items
+            seen.add(str(reply.request.url))
+            next_link = find_link(Link.parse_list(body.get("links")), ("next",))
+            target = str(reply.url.join(next_link.href)) if next_link else None
+            if target in seen or not items:
+                return
+            params = None  # the next link carries the query
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read the landing page and conformance; say what the server supports."""
+        try:
+            landing = self.get_landing_page()
+            classes = self.get_conformance()
+        except (OGCProcessesError, httpx.HTTPError, ValueError) as err:
+            return False, f"Cannot use {self._safe_base_url()}: {err}"
+        supported = sorted(
+            {
+                CAPABILITIES[c]
+                for c in (uri.rstrip("/").rsplit("/", 1)[-1] for uri in classes)
+                if c in CAPABILITIES
+            }
+        )
+        title = landing.get("title") or "OGC API - Processes"
+        if not any("ogcapi-processes" in uri for uri in classes):
+            return False, f"{title} at {self.base_url} does not declare OGC API - Processes conformance"
+        return True, f"Connected to {title} at {self.base_url}; supports: {', '.join(supported) or 'core'}"
+
+    def _safe_base_url(self) -> str:
+        try:
+            return self.base_url
+        except Exception:
+            return f"connection {self.ogc_conn_id!r}"
+
+
+# ---------------------------------------------------------------------- module helpers
+
+
+def _default_headers() -> dict[str, str]:
+    return {"User-Agent": f"airflow-provider-ogc/{__version__}"}
+
+
+def _idempotent(method: str) -> bool:
+    return method.upper() in ("GET", "HEAD", "OPTIONS", "DELETE", "PUT")
+
+
+def _request_kwargs(
+    params: Mapping[str, Any] | None,
+    json_body: Any,
+    content: bytes | None,
+    headers: Mapping[str, str] | None,
+    accept: str,
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"headers": {"Accept": accept, **(headers or {})}}
+    if params:
+        kwargs["params"] = {k: v for k, v in params.items() if v is not None}
+    if json_body is not None:
+        kwargs["content"] = json.dumps(json_body).encode()
+        kwargs["headers"].setdefault("Content-Type", JSON)
+    elif content is not None:
+        kwargs["content"] = content
+    return kwargs
+
+
+def _follow(
+    method: str, response: httpx.Response, target: httpx.URL, kwargs: dict[str, Any]
+) -> tuple[str, str, dict[str, Any]]:
+    new_method = redirected_method(method, response.status_code)
+    if new_method != method:
+        kwargs = {k: v for k, v in kwargs.items() if k != "content"}
+        kwargs["headers"] = {k: v for k, v in kwargs["headers"].items() if k.lower() != "content-type"}
+    return new_method, str(target), {**kwargs, "params": None}
+
+
+def _raise_for_status(response: httpx.Response) -> httpx.Response:
+    if response.status_code >= 400:
+        raise error_from_response(response)
+    return response
+
+
+def _expect_object(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise OGCInvalidResponseError(
+            f"Expected the {what} as a JSON object, got {type(body).__name__}", title=f"Invalid {what}"
+        )
+    return body
+
+
+def _segment(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    return quote(value.strip(), safe="")
+
+
+def _process_path(process_id: str) -> str:
+    return f"processes/{_segment(process_id, 'process_id')}"
+
+
+def _job_path(job_id: str) -> str:
+    return f"jobs/{_segment(job_id, 'job_id')}"
+
+
+def job_id_from_url(url: str) -> str:
+    """The job id in a job URL such as ``.../jobs/{jobId}`` (query and trailing slash ignored)."""
+    path = httpx.URL(url).path.rstrip("/")
+    path = path.rsplit("/jobs/", 1)[1].split("/", 1)[0] if "/jobs/" in path else path.rsplit("/", 1)[-1]
+    if not path:
+        raise OGCInvalidResponseError(f"Cannot find a job id in {url!r}", title="No job id")
+    return unquote(path)
+
+
+def encode_package(
+    package: Mapping[str, Any] | str | bytes | PathLike[str], content_type: str | None
+) -> tuple[bytes, str]:
+    """
+    The request body and media type of an application package.
+
+    Dicts become JSON (``application/ogcapppkg+json`` when they hold an ``executionUnit`` or
+    ``processDescription``, else ``application/cwl+json``), strings are sent as they are
+    (``application/cwl+yaml`` unless they parse as JSON), paths are read from disk.
+    """
+    if content_type is not None and content_type not in PACKAGE_CONTENT_TYPES:
+        raise ValueError(
+            f"Unsupported application package content type {content_type!r}; "
+            f"use one of {', '.join(PACKAGE_CONTENT_TYPES)}"
+        )
+    if isinstance(package, (PathLike, Path)):
+        path = Path(fspath(package))
+        if not path.is_file():
+            raise FileNotFoundError(f"Application package file not found: {path}")
+        package = path.read_text()
+    if isinstance(package, bytes):
+        package = package.decode()
+    if isinstance(package, str):
+        try:
+            parsed = json.loads(package)
+        except ValueError:
+            return package.encode(), content_type or CWL_YAML
+        if isinstance(parsed, dict):
+            package = parsed
+        else:
+            return package.encode(), content_type or CWL_YAML
+    if not isinstance(package, Mapping):
+        raise TypeError(
+            f"An application package must be a dict, str, bytes or path, got {type(package).__name__}"
+        )
+    if content_type is None:
+        is_ogc = "executionUnit" in package or "processDescription" in package
+        content_type = OGC_APPPKG_JSON if is_ogc else CWL_JSON
+    if content_type in (CWL_YAML, "application/cwl"):
+        import yaml  # Airflow depends on PyYAML
+
+        return yaml.safe_dump(dict(package), sort_keys=False).encode(), content_type
+    return json.dumps(package).encode(), content_type
+
+
+def _parse_deployment(reply: httpx.Response, fallback_id: str | None) -> DeployedProcess:
+    body = decode_json(reply) if reply.content else None
+    location = reply.headers.get("location")
+    location = str(reply.url.join(location)) if location else None
+    summary = body if isinstance(body, dict) else None
+    process_id: Any = None
+    if summary:
+        inner = summary.get("processSummary") or summary.get("processDescription") or summary
+        process_id = inner.get("id") if isinstance(inner, dict) else None
+    if not process_id and location:
+        process_id = unquote(httpx.URL(location).path.rstrip("/").rsplit("/", 1)[-1])
+    process_id = process_id or fallback_id
+    if not process_id:
+        raise OGCInvalidResponseError(
+            "The server deployed the package but named no process id (no body id, no Location)",
+            http_status=reply.status_code,
+            title="No process id",
+        )
+    return DeployedProcess(process_id=str(process_id), location=location, summary=summary)
