@@ -86,7 +86,8 @@ def looks_like_status_info(body: Any) -> bool:
     if not isinstance(body, dict) or not isinstance(body.get("status"), str):
         return False
     has_id = any(isinstance(body.get(k), str) for k in ("jobID", "jobId", "job_id"))
-    has_id = has_id or (body.get("type") == "process" and "id" in body)
+    # Processes 2.0 drafts name it ``id`` beside ``processingEntityType``; ZOO adds ``type: process``.
+    has_id = has_id or ("id" in body and (body.get("type") == "process" or "processingEntityType" in body))
     return has_id and body["status"].strip().lower() in {s.value for s in JobStatus}
 
 

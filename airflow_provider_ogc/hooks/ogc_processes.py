@@ -320,8 +320,33 @@ class OGCProcessesHook(BaseHook):
         return [str(uri) for uri in classes]
 
     def get_api_definition(self) -> dict[str, Any]:
-        """``GET /api``: the server's OpenAPI document."""
-        return _expect_object(self._get_json("api", accept=OPENAPI_ACCEPT), "API definition")
+        """
+        The server's OpenAPI document.
+
+        Servers publish it in different places: the landing page's ``service-desc`` link
+        (pygeoapi: ``/openapi``), ``/api`` (the standard's example), or ``/openapi.json`` (FastAPI
+        servers such as wraptile). The first that answers with a JSON object wins.
+        """
+        landing = self.get_landing_page()
+        links = Link.parse_list(landing.get("links"))
+        described = find_link(links, ("service-desc",))
+        candidates = ([described.href] if described else []) + ["api", "openapi.json", "openapi"]
+        last_error: OGCProcessesAPIError | None = None
+        for target in candidates:
+            try:
+                body = self._get_json(target, accept=OPENAPI_ACCEPT)
+            except OGCProcessesAPIError as err:
+                if err.http_status not in (404, 405, 406) and not isinstance(err, OGCInvalidResponseError):
+                    raise
+                last_error = err
+                continue
+            if isinstance(body, dict) and ("openapi" in body or "swagger" in body or "paths" in body):
+                return body
+        raise OGCInvalidResponseError(
+            f"No OpenAPI document found at {', '.join(candidates)} below {self.base_url}"
+            + (f" (last error: {last_error})" if last_error else ""),
+            title="No API definition",
+        )
 
     def list_processes(self, limit: int | None = None) -> list[dict[str, Any]]:
         """

@@ -1,0 +1,67 @@
+# The README's commands. Every target installs what it needs into venvs inside the checkout.
+#   make test   - lint, type-check and run the whole test suite (Airflow 3.3, then the 3.1 floor)
+#   make check  - the same on Airflow 3.3 only (quicker, for development)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+AIRFLOW_VERSION ?= 3.3.2
+AIRFLOW_FLOOR ?= 3.1.0
+PYGEOAPI_VERSION ?= 0.21.0
+WRAPTILE_VERSION ?= 0.3.0
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+PYTEST_ARGS ?=
+
+VENV := .venv
+VENV_FLOOR := .venv-airflow-floor
+ARTIFACTS := .artifacts
+
+export OGC_TEST_PYGEOAPI_BIN := $(CURDIR)/.venv-pygeoapi/bin
+export OGC_TEST_WRAPTILE_BIN := $(CURDIR)/.venv-wraptile/bin
+
+.PHONY: test check lint test-main test-floor servers clean
+
+test: lint test-main test-floor
+
+check: lint test-main
+
+# Each venv is rebuilt when the file that pins it changes (a stamp inside records the build).
+$(VENV)/.stamp: pyproject.toml Makefile
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Python >= 3.10 needed"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[dev]" "apache-airflow==$(AIRFLOW_VERSION)"
+	touch $@
+
+$(VENV_FLOOR)/.stamp: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV_FLOOR)
+	$(VENV_FLOOR)/bin/pip install $(PIP_FLAGS) -e ".[test]" "apache-airflow==$(AIRFLOW_FLOOR)"
+	touch $@
+
+.venv-pygeoapi/.stamp: Makefile
+	$(PYTHON) -m venv .venv-pygeoapi
+	.venv-pygeoapi/bin/pip install $(PIP_FLAGS) "pygeoapi==$(PYGEOAPI_VERSION)" tinydb
+	touch $@
+
+.venv-wraptile/.stamp: Makefile
+	$(PYTHON) -m venv .venv-wraptile
+	.venv-wraptile/bin/pip install $(PIP_FLAGS) "wraptile==$(WRAPTILE_VERSION)"
+	touch $@
+
+servers: .venv-pygeoapi/.stamp .venv-wraptile/.stamp
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# A fresh Airflow home per run: tests never see state from an earlier run or from ~/airflow.
+test-main: $(VENV)/.stamp servers
+	rm -rf $(ARTIFACTS)/airflow-home && mkdir -p $(ARTIFACTS)/airflow-home
+	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-floor: $(VENV_FLOOR)/.stamp servers
+	rm -rf $(ARTIFACTS)/airflow-home-floor && mkdir -p $(ARTIFACTS)/airflow-home-floor
+	$(VENV_FLOOR)/bin/python -c 'import airflow; print("Airflow floor:", airflow.__version__)'
+	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home-floor $(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(VENV_FLOOR) .venv-pygeoapi .venv-wraptile $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Launchers and process plugins for real OGC API - Processes test servers."""
