@@ -31,9 +31,9 @@ $(VENV)/.stamp: pyproject.toml Makefile
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[dev]" "apache-airflow==$(AIRFLOW_VERSION)"
 	touch $@
 
-$(VENV_FLOOR)/.stamp: pyproject.toml Makefile
+$(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt
 	$(PYTHON) -m venv $(VENV_FLOOR)
-	$(VENV_FLOOR)/bin/pip install $(PIP_FLAGS) -e ".[test]" "apache-airflow==$(AIRFLOW_FLOOR)"
+	$(VENV_FLOOR)/bin/pip install $(PIP_FLAGS) -c .ci/constraints-airflow-floor.txt -e ".[test]" "apache-airflow==$(AIRFLOW_FLOOR)"
 	touch $@
 
 .venv-pygeoapi/.stamp: Makefile

@@ -129,7 +129,14 @@ class OGCProcessesHook(BaseHook):
     async def asettings(self) -> ConnectionSettings:
         """Async variant of :attr:`settings`, safe to call in the triggerer's event loop."""
         if self._settings is None:
-            self._settings = self._load_settings(await self.aget_connection(self.ogc_conn_id))
+            try:
+                conn = await self.aget_connection(self.ogc_conn_id)
+            except ImportError:
+                # Airflow 3.1.0 has no async lookup outside a supervised process (tests, scripts).
+                from asgiref.sync import sync_to_async
+
+                conn = await sync_to_async(self.get_connection)(self.ogc_conn_id)
+            self._settings = self._load_settings(conn)
         return self._settings
 
     @staticmethod
