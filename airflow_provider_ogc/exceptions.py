@@ -7,7 +7,7 @@ never have to parse a server's error format themselves.
 
 from __future__ import annotations
 
-from airflow.exceptions import AirflowException
+from airflow_provider_ogc._compat import AirflowException
 
 # Statuses worth retrying: the request may succeed later without any change by the user.
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})

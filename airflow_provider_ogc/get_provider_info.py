@@ -23,11 +23,33 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["protocol"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_ogc.operators.ogc_processes"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_ogc.sensors.ogc_processes"],
+            }
+        ],
         "hooks": [
             {
                 "integration-name": INTEGRATION,
                 "python-modules": ["airflow_provider_ogc.hooks.ogc_processes"],
             }
+        ],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_ogc.triggers.ogc_processes"],
+            }
+        ],
+        "extra-links": [
+            "airflow_provider_ogc.links.ogc_processes.OGCJobLink",
+            "airflow_provider_ogc.links.ogc_processes.OGCJobResultsLink",
         ],
         "connection-types": [
             {

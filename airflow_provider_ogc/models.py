@@ -174,6 +174,21 @@ class StatusInfo:
     def link(self, *rels: str) -> Link | None:
         return find_link(self.links, rels)
 
+    def describe(self) -> str:
+        """One log line: status, progress and message."""
+        progress = "?" if self.progress is None else self.progress
+        return (
+            f"Job {self.job_id}: {self.status.value}, progress {progress}%, {self.message or '(no message)'}"
+        )
+
+    def log_links(self) -> list[str]:
+        """Links to the job's logs, where the server gives them (useful in failure messages)."""
+        return [
+            link.href
+            for link in self.links
+            if "log" in (link.rel or "").lower() or "log" in (link.title or "").lower()
+        ]
+
 
 @dataclass(frozen=True)
 class Execution:

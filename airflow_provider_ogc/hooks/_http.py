@@ -343,6 +343,13 @@ def is_retryable(error: BaseException, *, idempotent: bool) -> bool:
     return idempotent and isinstance(error, (httpx.TransportError,))
 
 
+def is_transient_error(error: BaseException) -> bool:
+    """A failure that may go away by itself: connection trouble, timeouts, 5xx, 429."""
+    if isinstance(error, OGCProcessesAPIError):
+        return error.is_transient
+    return isinstance(error, httpx.TransportError)
+
+
 def redirect_target(response: httpx.Response) -> httpx.URL | None:
     if response.status_code not in REDIRECT_STATUSES or "location" not in response.headers:
         return None

@@ -631,6 +631,13 @@ class OGCProcessesHook(BaseHook):
 # ---------------------------------------------------------------------- module helpers
 
 
+async def aclose_shared_clients() -> None:
+    """Close the async clients of the running event loop (for short-lived loops, e.g. on a worker)."""
+    clients = _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {})
+    for client in clients.values():
+        await client.aclose()
+
+
 def _default_headers() -> dict[str, str]:
     return {"User-Agent": f"airflow-provider-ogc/{__version__}"}
 

@@ -1,0 +1,20 @@
+"""Imports that moved between Airflow 3.1 and 3.3 (the task SDK took over the task exceptions)."""
+
+from __future__ import annotations
+
+try:
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        TaskDeferred,
+    )
+except ImportError:  # Airflow < 3.2
+    from airflow.exceptions import (  # type: ignore[no-redef,assignment,unused-ignore]
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        TaskDeferred,
+    )
+
+__all__ = ["AirflowException", "AirflowFailException", "AirflowSensorTimeout", "TaskDeferred"]

@@ -1,0 +1,113 @@
+"""Checking execute inputs against a process description before a job is submitted.
+
+A typo in an input name or a string where a number belongs should fail the task in a second,
+with the input named, not after a queue wait on the server. Each input's ``schema`` in the
+process description is JSON Schema, checked with :mod:`jsonschema`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_ogc.exceptions import OGCProcessesError
+
+
+class InvalidInputsError(OGCProcessesError):
+    """The inputs do not match the process description; the message names every bad input."""
+
+    def __init__(self, process_id: str, problems: list[str]) -> None:
+        self.process_id = process_id
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"Invalid inputs for process {process_id!r}:\n{listed}")
+
+
+def validate_inputs(description: Mapping[str, Any], inputs: Mapping[str, Any] | None) -> None:
+    """
+    Check ``inputs`` against a process description.
+
+    An input is required when its ``minOccurs`` (default 1, as in OGC API - Processes Part 1)
+    is at least 1 and its schema has no ``default``. Values wrapped as qualified values
+    (``{"value": ..}``) are checked by their value; references (``{"href": ..}``) are not fetched.
+
+    :param description: the process description (``GET /processes/{id}``).
+    :param inputs: the execute request's inputs.
+    :raises InvalidInputsError: naming each missing, unknown or invalid input.
+    """
+    from jsonschema import Draft202012Validator
+
+    process_id = str(description.get("id", "?"))
+    declared = description.get("inputs") or {}
+    if isinstance(declared, list):  # OGC 1.0 drafts listed inputs as an array with ids
+        declared = {d.get("id"): d for d in declared if isinstance(d, dict)}
+    if inputs is not None and not isinstance(inputs, Mapping):
+        raise InvalidInputsError(process_id, [f"inputs must be an object, got {type(inputs).__name__}"])
+    given = dict(inputs or {})
+    problems: list[str] = []
+
+    for name in sorted(set(given) - set(declared)):
+        problems.append(
+            f"{name!r} is not an input of this process (inputs: {', '.join(sorted(declared)) or 'none'})"
+        )
+
+    for name, spec in declared.items():
+        spec = spec if isinstance(spec, dict) else {}
+        raw_schema = spec.get("schema")
+        schema: dict[str, Any] = raw_schema if isinstance(raw_schema, dict) else {}
+        min_occurs = _int(spec.get("minOccurs"), 1)
+        max_occurs = spec.get("maxOccurs", 1)
+        if name not in given:
+            if min_occurs >= 1 and "default" not in schema:
+                problems.append(f"{name!r} is required but missing")
+            continue
+        value = given[name]
+        many = max_occurs == "unbounded" or _int(max_occurs, 1) > 1
+        values = value if many and isinstance(value, list) and schema.get("type") != "array" else [value]
+        if many and len(values) < min_occurs:
+            problems.append(f"{name!r} needs at least {min_occurs} value(s), got {len(values)}")
+        if many and max_occurs != "unbounded" and len(values) > _int(max_occurs, 1):
+            problems.append(f"{name!r} takes at most {max_occurs} value(s), got {len(values)}")
+        if not schema:
+            continue
+        validator = Draft202012Validator(_without_refs(schema))
+        for element in values:
+            if isinstance(element, dict) and "href" in element and "value" not in element:
+                continue  # a reference, resolved by the server
+            error = min(
+                validator.iter_errors(_plain_value(element, schema)), key=lambda e: len(e.path), default=None
+            )
+            if error is not None:
+                where = "".join(f"[{p!r}]" for p in error.absolute_path)
+                problems.append(f"{name!r}{where}: {error.message}")
+    if problems:
+        raise InvalidInputsError(process_id, problems)
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _plain_value(element: Any, schema: Mapping[str, Any]) -> Any:
+    """The value inside a qualified value ``{"value": x, "mediaType": ...}``, else the element itself."""
+    qualified_keys = {"value", "mediaType", "encoding", "schema"}
+    if (
+        isinstance(element, dict)
+        and "value" in element
+        and set(element) <= qualified_keys
+        and "value" not in (schema.get("properties") or {})
+    ):
+        return element["value"]
+    return element
+
+
+def _without_refs(schema: Any) -> Any:
+    """The schema without ``$ref``s: they point into documents we do not have, so they are not checked."""
+    if isinstance(schema, dict):
+        return {k: _without_refs(v) for k, v in schema.items() if k != "$ref"}
+    if isinstance(schema, list):
+        return [_without_refs(v) for v in schema]
+    return schema

@@ -1,0 +1,39 @@
+"""When to poll a job next: quick first checks for short jobs, backing off to a ceiling.
+
+The interval grows with the job's age (``ratio`` of the time elapsed since submission), so a job
+that ends just after a poll is noticed within ``ratio`` of its duration (never sooner than
+``min_interval``, never later than ``max_interval``). Long jobs are polled a few dozen times
+instead of every ten seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """
+    An adaptive polling schedule.
+
+    :param min_interval: the shortest wait between two polls, in seconds.
+    :param max_interval: the longest wait between two polls (the ceiling), in seconds.
+    :param ratio: the wait as a share of the time elapsed since the job was submitted.
+    """
+
+    min_interval: float = 1.0
+    max_interval: float = 60.0
+    ratio: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.min_interval <= 0 or self.max_interval < self.min_interval:
+            raise ValueError(
+                f"poll intervals must satisfy 0 < min_interval <= max_interval, got "
+                f"{self.min_interval} and {self.max_interval}"
+            )
+        if not 0 < self.ratio <= 1:
+            raise ValueError(f"poll ratio must be in (0, 1], got {self.ratio}")
+
+    def next_interval(self, elapsed: float) -> float:
+        """Seconds to wait before the next poll, ``elapsed`` seconds after submission."""
+        return min(self.max_interval, max(self.min_interval, elapsed * self.ratio))

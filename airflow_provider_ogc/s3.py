@@ -1,0 +1,103 @@
+"""Reading job results from S3 in downstream tasks: STAC items, and assets such as ``otsu.tif``.
+
+Credentials come from an Airflow connection of type ``aws`` (the one the Amazon provider uses),
+so the same DAG runs against AWS S3, MinIO, LocalStack or a moto server by changing only the
+connection: Login/Password hold the access key pair, and the extras ``endpoint_url``,
+``region_name`` and ``verify`` say where and how to connect. Without a connection id, boto3's
+own credential chain is used.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_ogc.exceptions import OGCProcessesError
+
+if TYPE_CHECKING:
+    import pystac
+
+
+class S3LocationError(OGCProcessesError):
+    """An href that is not an ``s3://bucket/key`` URL, or an object that cannot be read."""
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` → ``("bucket", "some/key")``."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
+        raise S3LocationError(f"Not an s3://bucket/key URL: {url!r}")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+class S3Reader:
+    """
+    A small boto3 client for what downstream tasks read from job results.
+
+    :param aws_conn_id: an Airflow connection of type ``aws``; ``None`` uses boto3's defaults.
+    """
+
+    def __init__(self, aws_conn_id: str | None = "aws_default") -> None:
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        options: dict[str, Any] = {}
+        if self.aws_conn_id:
+            from airflow.sdk import BaseHook
+
+            conn = BaseHook.get_connection(self.aws_conn_id)
+            extra = conn.extra_dejson or {}
+            if conn.login:
+                options["aws_access_key_id"] = conn.login
+                options["aws_secret_access_key"] = conn.password
+            if extra.get("aws_session_token"):
+                options["aws_session_token"] = extra["aws_session_token"]
+            endpoint = extra.get("endpoint_url") or (extra.get("service_config", {}).get("s3", {}) or {}).get(
+                "endpoint_url"
+            )
+            if endpoint:
+                options["endpoint_url"] = endpoint
+            if extra.get("region_name"):
+                options["region_name"] = extra["region_name"]
+            if "verify" in extra:
+                options["verify"] = extra["verify"]
+        return boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}), **options)
+
+    def read_bytes(self, url: str) -> bytes:
+        """The whole object at ``url``."""
+        bucket, key = split_s3_url(url)
+        try:
+            return bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except self.client.exceptions.NoSuchKey:
+            raise S3LocationError(f"No object at {url}") from None
+
+    def read_json(self, url: str) -> Any:
+        """The JSON document at ``url``."""
+        data = self.read_bytes(url)
+        try:
+            return json.loads(data)
+        except ValueError as err:
+            raise S3LocationError(f"{url} is not JSON: {err}") from None
+
+    def read_item(self, url: str) -> pystac.Item:
+        """The STAC item at ``url``, with its self href set so relative asset hrefs resolve."""
+        import pystac
+
+        item = pystac.Item.from_dict(self.read_json(url), preserve_dict=False)
+        item.set_self_href(url)
+        return item
+
+    def download(self, url: str, destination: str | Path) -> Path:
+        """Copy the object at ``url`` to a local file (parents created)."""
+        bucket, key = split_s3_url(url)
+        path = Path(destination)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.client.download_file(bucket, key, str(path))
+        return path

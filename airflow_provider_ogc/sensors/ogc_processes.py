@@ -1,0 +1,118 @@
+"""A sensor for jobs submitted elsewhere: another task, another DAG, another system."""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_ogc._compat import AirflowFailException, AirflowSensorTimeout
+from airflow_provider_ogc.links.ogc_processes import XCOM_JOB_URL, OGCJobLink, OGCJobResultsLink
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
+
+
+class JobStatusSensor(BaseSensorOperator):
+    """
+    Wait until an OGC API - Processes job ends: succeed on ``successful``, fail on ``failed`` or
+    ``dismissed`` (without retries: the job's outcome will not change).
+
+    Works in ``poke`` and ``reschedule`` modes and, by default, deferred to the triggerer. The
+    sensor does not own the job: it never dismisses it. Its return value (XCom) is the job's
+    final statusInfo as plain JSON.
+
+    :param job_id: the job to watch (templated), e.g. ``{{ ti.xcom_pull('submit', key='job_id') }}``.
+    :param ogc_conn_id: the ``ogc_processes`` connection.
+    :param deferrable: wait in the triggerer instead of poking from a worker.
+    :param max_poll_interval: the longest wait between polls in deferrable mode, in seconds.
+    """
+
+    template_fields: Sequence[str] = ("job_id",)
+    ui_color = "#d6ecf3"
+    operator_extra_links = (OGCJobLink(), OGCJobResultsLink())
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        ogc_conn_id: str = "ogc_processes_default",
+        deferrable: bool = True,
+        max_poll_interval: float = 60.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.ogc_conn_id = ogc_conn_id
+        self.deferrable = deferrable
+        self.max_poll_interval = max_poll_interval
+
+    @cached_property
+    def hook(self) -> OGCProcessesHook:
+        from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
+
+        return OGCProcessesHook(ogc_conn_id=self.ogc_conn_id)
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        from airflow_provider_ogc.operators.ogc_processes import fail_fast_on_permanent_errors
+
+        with fail_fast_on_permanent_errors():
+            info = self.hook.get_job_status(self.job_id)
+        context["ti"].xcom_push(key=XCOM_JOB_URL, value=info.job_url)
+        self.log.info(info.describe())
+        if info.status.value in ("failed", "dismissed"):
+            self._fail(
+                {
+                    "status": info.status.value,
+                    "job_id": info.job_id,
+                    "message": info.message,
+                    "job": info.to_dict(),
+                }
+            )
+        if info.status.value == "successful":
+            return PokeReturnValue(is_done=True, xcom_value=info.to_dict())
+        return False
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        done = self.poke(context)  # a job that has already ended needs no triggerer round trip
+        if isinstance(done, PokeReturnValue):
+            return done.xcom_value
+        from airflow_provider_ogc.triggers.ogc_processes import OGCJobTrigger
+
+        now = time.time()
+        timeout = float(self.timeout) if self.timeout else None
+        self.defer(
+            trigger=OGCJobTrigger(
+                job_id=self.job_id,
+                ogc_conn_id=self.ogc_conn_id,
+                submitted_at=now,
+                deadline=now + timeout if timeout else None,
+                min_poll_interval=float(self.poke_interval) if self.poke_interval < 5 else 1.0,
+                max_poll_interval=self.max_poll_interval,
+                dismiss_on_timeout=False,
+                dismiss_on_kill=False,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        status = event.get("status")
+        if status == "successful":
+            self.log.info("Job %s succeeded", event["job_id"])
+            return event.get("job")
+        if status == "timeout":
+            raise AirflowSensorTimeout(f"Job {event['job_id']} was still running when the sensor timed out")
+        self._fail(event)
+
+    def _fail(self, event: dict[str, Any]) -> None:
+        from airflow_provider_ogc.operators.ogc_processes import describe_failure
+
+        raise AirflowFailException(describe_failure(event, None))

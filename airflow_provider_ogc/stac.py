@@ -1,0 +1,201 @@
+"""Finding STAC items in a job's results and reducing them to what fits in XCom: hrefs.
+
+EO application results come in several shapes: the seed's ``stac_catalog`` output holding a
+GeoJSON FeatureCollection of Items (often wrapped as a qualified value ``{"value": ...}``), an
+ItemCollection, a single Item, or a link to a Catalog or Collection whose items must be read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_ogc.exceptions import OGCProcessesError
+
+JsonReader = Callable[[str], Any]
+MAX_CATALOG_DOCUMENTS = 10_000
+
+
+class StacResultsError(OGCProcessesError):
+    """The results hold STAC that cannot be turned into item hrefs."""
+
+
+@dataclass(frozen=True)
+class StacResults:
+    """
+    The STAC items of a job, reduced to hrefs.
+
+    :param item_hrefs: each item's ``self`` href, in the order the server gave them.
+    :param asset_hrefs: item id to {asset key: asset href}.
+    :param outputs: the ids of the outputs the items came from.
+    """
+
+    item_hrefs: list[str]
+    asset_hrefs: dict[str, dict[str, str]] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+    def summary(self, limit: int = 5) -> str:
+        """A few lines for the task log."""
+        lines = [f"{len(self.item_hrefs)} STAC item(s) from output(s) {', '.join(self.outputs) or '-'}:"]
+        for href in self.item_hrefs[:limit]:
+            lines.append(f"  {href}")
+        if len(self.item_hrefs) > limit:
+            lines.append(f"  ... and {len(self.item_hrefs) - limit} more")
+        return "\n".join(lines)
+
+
+def extract_stac(
+    results: Any, *, output: str | None = None, read_json: JsonReader | None = None
+) -> StacResults | None:
+    """
+    Find STAC items in a results document.
+
+    :param results: the decoded results (``{output_id: value}``) or a raw STAC document.
+    :param output: look only at this output; an error if it is missing.
+    :param read_json: reads a linked STAC document (http(s), s3); needed only for links.
+    :return: the items' hrefs, or ``None`` when the results hold no STAC.
+    :raises StacResultsError: STAC items without a ``self`` href, or a missing ``output``.
+    """
+    candidates: list[tuple[str, Any]]
+    if output is not None:
+        if not isinstance(results, dict) or output not in results:
+            available = ", ".join(sorted(results)) if isinstance(results, dict) else type(results).__name__
+            raise StacResultsError(f"The results have no output {output!r} (outputs: {available or 'none'})")
+        candidates = [(output, results[output])]
+    elif _stac_kind(results) is not None:
+        candidates = [("(document)", results)]
+    elif isinstance(results, dict):
+        candidates = list(results.items())
+    else:
+        return None
+
+    items: list[dict[str, Any]] = []
+    outputs: list[str] = []
+    for name, value in candidates:
+        found = list(_items_in(value, read_json))
+        if found:
+            items.extend(found)
+            outputs.append(name)
+    if not items:
+        if output is not None:
+            raise StacResultsError(f"Output {output!r} holds no STAC items")
+        return None
+    return _reduce(items, outputs)
+
+
+def _reduce(raw_items: list[dict[str, Any]], outputs: list[str]) -> StacResults:
+    import pystac
+
+    hrefs: list[str] = []
+    assets: dict[str, dict[str, str]] = {}
+    for raw in raw_items:
+        try:
+            item = pystac.Item.from_dict(raw, preserve_dict=True, migrate=False)
+        except Exception as err:
+            raise StacResultsError(f"Invalid STAC item {raw.get('id')!r}: {err}") from err
+        self_href = item.get_self_href()
+        if not self_href:
+            raise StacResultsError(
+                f"STAC item {item.id!r} has no 'self' link, so it cannot be passed to downstream tasks "
+                "by href; the process must publish its items (e.g. to S3) and link them"
+            )
+        hrefs.append(self_href)
+        assets[item.id] = {key: asset.get_absolute_href() or asset.href for key, asset in item.assets.items()}
+    return StacResults(item_hrefs=hrefs, asset_hrefs=assets, outputs=outputs)
+
+
+def _unwrap(value: Any) -> Any:
+    """A qualified value ``{"value": x, "mediaType": ...}`` or a JSON string, opened up."""
+    if isinstance(value, dict) and "value" in value and "type" not in value:
+        value = value["value"]
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _stac_kind(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    kind = value.get("type")
+    if kind == "Feature" and "stac_version" in value:
+        return "Item"
+    if kind == "FeatureCollection" and any(
+        isinstance(f, dict) and "stac_version" in f for f in value.get("features") or []
+    ):
+        return "ItemCollection"
+    if kind in ("Catalog", "Collection") and "stac_version" in value:
+        return kind
+    return None
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("href"), str) and _stac_kind(value) is None
+
+
+def _items_in(value: Any, read_json: JsonReader | None) -> Iterator[dict[str, Any]]:
+    value = _unwrap(value)
+    if isinstance(value, list):
+        for element in value:
+            yield from _items_in(element, read_json)
+        return
+    if _is_link(value):
+        if read_json is None:
+            return
+        document = read_json(value["href"])
+        if _stac_kind(document) is None:
+            return
+        value = _with_self(document, value["href"])
+    kind = _stac_kind(value)
+    if kind == "Item":
+        yield value
+    elif kind == "ItemCollection":
+        yield from (f for f in value["features"] if isinstance(f, dict))
+    elif kind in ("Catalog", "Collection"):
+        if read_json is None:
+            raise StacResultsError(f"The results link a STAC {kind}; reading its items needs a reader")
+        yield from _walk_catalog(value, read_json)
+
+
+def _with_self(document: dict[str, Any], href: str) -> dict[str, Any]:
+    links = document.setdefault("links", [])
+    if not any(isinstance(link, dict) and link.get("rel") == "self" for link in links):
+        links.append({"rel": "self", "href": href, "type": "application/json"})
+    return document
+
+
+def _walk_catalog(root: dict[str, Any], read_json: JsonReader) -> Iterator[dict[str, Any]]:
+    """Breadth-first over ``child`` and ``item`` links, resolving relative hrefs."""
+    from urllib.parse import urljoin
+
+    queue = [root]
+    seen = 0
+    while queue:
+        node = queue.pop(0)
+        seen += 1
+        if seen > MAX_CATALOG_DOCUMENTS:
+            raise StacResultsError(f"The STAC catalog has more than {MAX_CATALOG_DOCUMENTS} documents")
+        base = next((link["href"] for link in node.get("links", []) if link.get("rel") == "self"), "")
+        for link in node.get("links", []):
+            rel, href = link.get("rel"), link.get("href")
+            if rel not in ("item", "child") or not isinstance(href, str):
+                continue
+            absolute = _join(base, href, urljoin)
+            document = _with_self(read_json(absolute), absolute)
+            if rel == "item":
+                yield document
+            else:
+                queue.append(document)
+
+
+def _join(base: str, href: str, urljoin: Callable[[str, str], str]) -> str:
+    if "://" in href or not base:
+        return href
+    if base.startswith("s3://"):
+        bucket_path = base[len("s3://") :]
+        return "s3://" + urljoin("/" + bucket_path, href).lstrip("/")
+    return urljoin(base, href)

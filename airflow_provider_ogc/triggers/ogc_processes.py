@@ -1,0 +1,156 @@
+"""The trigger that watches an OGC API - Processes job from the triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+# Event statuses besides the job statuses (successful, failed, dismissed).
+EVENT_TIMEOUT = "timeout"
+EVENT_ERROR = "error"
+
+
+class OGCJobTrigger(BaseTrigger):
+    """
+    Poll a job with async HTTP until it ends, its deadline passes, or errors persist.
+
+    Its arguments are plain JSON and name no secret: the connection is read by id in the triggerer.
+    Polling is adaptive (see :class:`~airflow_provider_ogc.polling.PollSchedule`), honours
+    ``Retry-After``, and rides out up to ``max_transient_errors`` consecutive connection errors,
+    5xx and 429 answers. Each change of status, progress or message is logged, so the task log
+    shows the job's progress. All triggers of a triggerer process share one connection pool per server.
+
+    :param job_id: the job to watch.
+    :param ogc_conn_id: the ``ogc_processes`` connection.
+    :param submitted_at: when the job was submitted (epoch seconds); paces adaptive polling.
+    :param deadline: wall-clock deadline (epoch seconds), or ``None`` for none.
+    :param min_poll_interval: the shortest wait between polls, in seconds.
+    :param max_poll_interval: the longest wait between polls, in seconds.
+    :param poll_ratio: the wait as a share of the job's age.
+    :param max_transient_errors: consecutive transient failures tolerated before giving up.
+    :param dismiss_on_timeout: dismiss the job (``DELETE /jobs/{id}``) when the deadline passes.
+    :param dismiss_on_kill: dismiss the job when a user kills the task (Airflow 3.3+).
+    :param last_status: the status already reported, so a resumed trigger does not log it again.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        ogc_conn_id: str,
+        submitted_at: float | None = None,
+        deadline: float | None = None,
+        min_poll_interval: float = 1.0,
+        max_poll_interval: float = 60.0,
+        poll_ratio: float = 0.15,
+        max_transient_errors: int = 10,
+        dismiss_on_timeout: bool = True,
+        dismiss_on_kill: bool = True,
+        last_status: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.ogc_conn_id = ogc_conn_id
+        self.submitted_at = submitted_at if submitted_at is not None else time.time()
+        self.deadline = deadline
+        self.min_poll_interval = min_poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.poll_ratio = poll_ratio
+        self.max_transient_errors = max_transient_errors
+        self.dismiss_on_timeout = dismiss_on_timeout
+        self.dismiss_on_kill = dismiss_on_kill
+        self.last_status = last_status
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "ogc_conn_id": self.ogc_conn_id,
+                "submitted_at": self.submitted_at,
+                "deadline": self.deadline,
+                "min_poll_interval": self.min_poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+                "poll_ratio": self.poll_ratio,
+                "max_transient_errors": self.max_transient_errors,
+                "dismiss_on_timeout": self.dismiss_on_timeout,
+                "dismiss_on_kill": self.dismiss_on_kill,
+                "last_status": self.last_status,
+            },
+        )
+
+    def _hook(self) -> Any:
+        from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
+
+        return OGCProcessesHook(ogc_conn_id=self.ogc_conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_ogc.hooks._http import is_transient_error
+        from airflow_provider_ogc.polling import PollSchedule
+
+        hook = self._hook()
+        schedule = PollSchedule(self.min_poll_interval, self.max_poll_interval, self.poll_ratio)
+        failures = 0
+        last_seen = None
+        while True:
+            if self.deadline is not None and time.time() >= self.deadline:
+                yield await self._timed_out(hook)
+                return
+            wait: float | None = None
+            try:
+                info = await hook.aget_job_status(self.job_id)
+            except Exception as err:  # any failure becomes an event: a trigger must not die silently
+                transient = is_transient_error(err)
+                failures += 1
+                if not transient or failures > self.max_transient_errors:
+                    why = f"{failures} consecutive transient errors" if transient else "permanent error"
+                    yield self._event(EVENT_ERROR, f"Polling job {self.job_id} failed ({why}): {err}")
+                    return
+                self.log.warning(
+                    "Polling job %s failed (%d in a row), retrying: %s", self.job_id, failures, err
+                )
+                wait = getattr(err, "retry_after", None)
+            else:
+                failures = 0
+                if info.describe() != last_seen:
+                    last_seen = info.describe()
+                    self.log.info(last_seen)
+                if info.is_terminal:
+                    yield self._event(info.status.value, info.message, job=info.to_dict())
+                    return
+            delay = schedule.next_interval(time.time() - self.submitted_at)
+            if wait is not None:
+                delay = max(delay, wait)
+            if self.deadline is not None:
+                delay = max(0.0, min(delay, self.deadline - time.time()))
+            await asyncio.sleep(delay)
+
+    def _event(self, status: str, message: str | None, job: dict[str, Any] | None = None) -> TriggerEvent:
+        return TriggerEvent({"status": status, "job_id": self.job_id, "message": message, "job": job})
+
+    async def _timed_out(self, hook: Any) -> TriggerEvent:
+        message = f"Job {self.job_id} did not finish before its deadline"
+        if self.dismiss_on_timeout and await dismiss_quietly(hook, self.job_id, self.log):
+            message += "; it was dismissed"
+        return self._event(EVENT_TIMEOUT, message)
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task (mark failed/success, clear): dismiss the job, never raise."""
+        if self.dismiss_on_kill:
+            await dismiss_quietly(self._hook(), self.job_id, self.log)
+
+
+async def dismiss_quietly(hook: Any, job_id: str, log: Any, timeout: float = 30.0) -> bool:
+    """Best-effort ``DELETE /jobs/{id}``: logs what happened, returns whether it worked, never raises."""
+    try:
+        await asyncio.wait_for(hook.adismiss_job(job_id), timeout)
+    except Exception as err:
+        log.warning("Could not dismiss job %s: %s", job_id, err)
+        return False
+    log.info("Dismissed job %s", job_id)
+    return True
