@@ -54,6 +54,40 @@ def wraptile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3 API (moto server) on a free loopback port; yields its endpoint URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.servers.launch import free_port
+
+    port = free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("moto server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
 @pytest.fixture(params=["pygeoapi", "wraptile"])
 def server(request: pytest.FixtureRequest) -> RunningServer:
     """Each real server in turn, for behaviour both must share."""
