@@ -25,20 +25,21 @@ test: lint test-main test-floor
 check: lint test-main
 
 # Each venv is rebuilt when the file that pins it changes (a stamp inside records the build).
-$(VENV)/.stamp: pyproject.toml Makefile
+$(VENV)/.stamp: pyproject.toml Makefile dev/requirements-demo.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Python >= 3.10 needed"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[dev]" "apache-airflow==$(AIRFLOW_VERSION)"
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[dev]" "apache-airflow==$(AIRFLOW_VERSION)" -r dev/requirements-demo.txt
 	touch $@
 
-$(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt
+$(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt dev/requirements-demo.txt
 	$(PYTHON) -m venv $(VENV_FLOOR)
-	$(VENV_FLOOR)/bin/pip install $(PIP_FLAGS) -c .ci/constraints-airflow-floor.txt -e ".[test]" "apache-airflow==$(AIRFLOW_FLOOR)"
+	$(VENV_FLOOR)/bin/pip install $(PIP_FLAGS) -c .ci/constraints-airflow-floor.txt -e ".[test]" \
+		"apache-airflow==$(AIRFLOW_FLOOR)" -r dev/requirements-demo.txt
 	touch $@
 
-.venv-pygeoapi/.stamp: Makefile
+.venv-pygeoapi/.stamp: Makefile dev/requirements-pygeoapi.txt
 	$(PYTHON) -m venv .venv-pygeoapi
-	.venv-pygeoapi/bin/pip install $(PIP_FLAGS) "pygeoapi==$(PYGEOAPI_VERSION)" tinydb
+	.venv-pygeoapi/bin/pip install $(PIP_FLAGS) "pygeoapi==$(PYGEOAPI_VERSION)" tinydb -r dev/requirements-pygeoapi.txt
 	touch $@
 
 .venv-wraptile/.stamp: Makefile
@@ -63,5 +64,16 @@ test-floor: $(VENV_FLOOR)/.stamp servers
 	$(VENV_FLOOR)/bin/python -c 'import airflow; print("Airflow floor:", airflow.__version__)'
 	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home-floor $(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS)
 
+# The local water-bodies stack (moto S3, synthetic Landsat scenes, pygeoapi water-bodies) on 127.0.0.1.
+STACK_DIR := $(ARTIFACTS)/dev-stack
+.PHONY: stack-up stack-down stack-status
+stack-up: $(VENV)/.stamp .venv-pygeoapi/.stamp
+	$(VENV)/bin/python -m dev.stack up --workdir $(STACK_DIR)
+stack-down:
+	$(VENV)/bin/python -m dev.stack down --workdir $(STACK_DIR)
+stack-status:
+	$(VENV)/bin/python -m dev.stack status --workdir $(STACK_DIR)
+
 clean:
+	-[ -x $(VENV)/bin/python ] && $(VENV)/bin/python -m dev.stack down --workdir $(STACK_DIR)
 	rm -rf $(VENV) $(VENV_FLOOR) .venv-pygeoapi .venv-wraptile $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache

@@ -23,7 +23,9 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 
 
 def test_operator_and_sensor_imports_load_no_heavy_module() -> None:
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     heavy = [m for m in loaded if m.split(".")[0] in HEAVY]
     assert heavy == [], f"imported at DAG parse time: {heavy}"

@@ -1,0 +1,612 @@
+"""A local water-bodies stack on 127.0.0.1: moto S3, synthetic Landsat scenes, pygeoapi ``water-bodies``.
+
+Components (all on loopback, free ports, no internet needed):
+
+* **S3**: a moto server with the buckets ``inputs`` and ``results``.
+* **Input data**: synthetic Landsat C2 L2 scenes (:mod:`dev.scenes`, rendered by :mod:`dev.synth`):
+  green/nir08 COGs and STAC Items in the ``inputs`` bucket, readable anonymously over plain HTTP
+  (``{s3_endpoint}/inputs/api/stac/v1/collections/landsat-c2-l2/items/{id}``), like the seed's
+  Planetary Computer URLs.
+* **OGC API - Processes**: pygeoapi 0.21 (TinyDB job manager) serving ``water-bodies``
+  (:mod:`dev.water_bodies`), which writes its results to ``s3://results/{job id}/...``.
+
+Python API (stdlib only, importable from any of the project's virtualenvs)::
+
+    stack = start_stack(workdir, pygeoapi_bin=Path(".venv-pygeoapi/bin"), moto_bin=Path(".venv/bin"))
+    stack.ogc_url, stack.s3_endpoint, stack.stac_base_url, stack.item_urls, stack.example_inputs()
+    stack.stop()
+
+Command line (from the repository root)::
+
+    python -m dev.stack up [--workdir .artifacts/dev-stack] [--step-delay 0.5]
+    python -m dev.stack status [--workdir ...]
+    python -m dev.stack down [--workdir ...]
+
+``up`` returns once everything answers and leaves a supervisor process running in the
+background; it writes ``WORKDIR/stack.json`` (URLs, PIDs, Airflow connections) and ``WORKDIR/env``
+(``source`` it to get ``AIRFLOW_CONN_OGC_PROCESSES_DEFAULT``, ``AIRFLOW_CONN_AWS_DEFAULT``, AWS_*).
+``down`` stops exactly the PIDs recorded in ``stack.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dev import scenes
+from tests.servers.launch import (
+    RunningServer,
+    ServerStartError,
+    _pygeoapi_config,
+    _python,
+    _server_env,
+    _spawn,
+    _start_with_port_retry,
+    _tail,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_WORKDIR = REPO / ".artifacts" / "dev-stack"
+
+# moto accepts any key pair; these only have to be consistent between the stack's users.
+ACCESS_KEY_ID = "dev-stack-access-key"
+SECRET_ACCESS_KEY = "dev-stack-secret-key"
+REGION = "us-east-1"
+
+PROCESSORS = {"water-bodies": "dev.pygeoapi_water_bodies.WaterBodiesProcessor"}
+LOGS = ("moto.log", "pygeoapi.log", "synth.log")
+NO_PROXY = "127.0.0.1,localhost"
+
+
+class StackError(RuntimeError):
+    """The stack did not come up (the message includes the relevant log tail)."""
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    ogc_url: str
+    s3_endpoint: str
+    stac_base_url: str
+    item_urls: dict[str, str]  # scene id -> STAC Item URL (every synthetic scene)
+    startup_seconds: float = 0.0
+    step_delay: float = 0.0
+    aws_access_key_id: str = ACCESS_KEY_ID
+    aws_secret_access_key: str = SECRET_ACCESS_KEY
+    region_name: str = REGION
+    inputs_bucket: str = scenes.INPUTS_BUCKET
+    results_bucket: str = scenes.RESULTS_BUCKET
+    servers: dict[str, RunningServer] = field(default_factory=dict, repr=False)
+
+    # --- what clients need ---
+
+    @property
+    def scene_item_urls(self) -> list[str]:
+        """The seed's two scenes' item URLs, in the seed's order."""
+        return [self.item_urls[i] for i in scenes.DEFAULT_SCENES]
+
+    def example_inputs(
+        self, item_ids: list[str] | None = None, aoi: str = scenes.DEFAULT_AOI
+    ) -> dict[str, Any]:
+        """An execute request's ``inputs`` for ``water-bodies``, shaped as in the seed."""
+        ids = item_ids or list(scenes.DEFAULT_SCENES)
+        return {
+            "stac_items": [self.item_urls[i] for i in ids],
+            "aoi": aoi,
+            "epsg": "EPSG:4326",
+            "bands": ["green", "nir08"],
+        }
+
+    def airflow_connections(self) -> dict[str, dict[str, Any]]:
+        """Connection id -> Airflow connection (as the JSON of an ``AIRFLOW_CONN_*`` variable)."""
+        return {
+            "ogc_processes_default": {"conn_type": "ogc_processes", "host": self.ogc_url},
+            "aws_default": {
+                "conn_type": "aws",
+                "login": self.aws_access_key_id,
+                "password": self.aws_secret_access_key,
+                "extra": {"endpoint_url": self.s3_endpoint, "region_name": self.region_name},
+            },
+        }
+
+    def env(self) -> dict[str, str]:
+        """Environment for clients (Airflow, boto3, the AWS CLI) of this stack."""
+        env = {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(c) for cid, c in self.airflow_connections().items()}
+        env.update(
+            AWS_ENDPOINT_URL=self.s3_endpoint,
+            AWS_ACCESS_KEY_ID=self.aws_access_key_id,
+            AWS_SECRET_ACCESS_KEY=self.aws_secret_access_key,
+            AWS_DEFAULT_REGION=self.region_name,
+            OGC_DEV_OGC_URL=self.ogc_url,
+            OGC_DEV_STAC_BASE_URL=self.stac_base_url,
+            OGC_DEV_EXAMPLE_INPUTS=json.dumps(self.example_inputs()),
+        )
+        return env
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: server.pid for name, server in self.servers.items()}
+
+    def alive(self) -> bool:
+        return bool(self.servers) and all(s.alive() for s in self.servers.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workdir": str(self.workdir),
+            "ogc_url": self.ogc_url,
+            "s3_endpoint": self.s3_endpoint,
+            "stac_base_url": self.stac_base_url,
+            "item_urls": self.item_urls,
+            "scene_item_urls": self.scene_item_urls,
+            "buckets": {"inputs": self.inputs_bucket, "results": self.results_bucket},
+            "aws": {
+                "access_key_id": self.aws_access_key_id,
+                "secret_access_key": self.aws_secret_access_key,
+                "region_name": self.region_name,
+            },
+            "airflow_connections": self.airflow_connections(),
+            "airflow_env": {k: v for k, v in self.env().items() if k.startswith("AIRFLOW_CONN_")},
+            "example_inputs": self.example_inputs(),
+            "pids": self.pids,
+            "logs": {name: str(self.workdir / name) for name in LOGS},
+            "startup_seconds": round(self.startup_seconds, 2),
+            "step_delay": self.step_delay,
+        }
+
+    def write_env_file(self, path: Path) -> None:
+        lines = ["# Source me: environment for clients of the dev stack (written by python -m dev.stack)."]
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in self.env().items()]
+        # Loopback must never go through a proxy (httpx, boto3, GDAL/curl all honour NO_PROXY).
+        lines.append(f'export NO_PROXY="{NO_PROXY}${{NO_PROXY:+,$NO_PROXY}}"')
+        lines.append(f'export no_proxy="{NO_PROXY}${{no_proxy:+,$no_proxy}}"')
+        path.write_text("\n".join(lines) + "\n")
+
+    def stop(self) -> None:
+        """Stop pygeoapi, then moto. Idempotent."""
+        for name in ("pygeoapi", "moto"):
+            server = self.servers.get(name)
+            if server is not None:
+                server.stop()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- starting -------------------------------------------------------------------------------
+
+
+def _client_env(s3_endpoint: str) -> dict[str, str]:
+    env = _server_env()
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE"):
+        env.pop(var, None)
+    env.update(
+        PYTHONPATH=str(REPO),
+        AWS_ENDPOINT_URL=s3_endpoint,
+        AWS_ACCESS_KEY_ID=ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        NO_PROXY=",".join(filter(None, [NO_PROXY, env.get("NO_PROXY")])),
+        no_proxy=",".join(filter(None, [NO_PROXY, env.get("no_proxy")])),
+    )
+    return env
+
+
+def _start_moto(workdir: Path, moto_bin: Path, timeout: float) -> RunningServer:
+    if moto_bin.is_file() and moto_bin.name.startswith("moto_server"):
+        moto_bin = moto_bin.parent  # the console script was given: use its virtualenv's python
+    python = _python(moto_bin)
+
+    def start(port: int) -> RunningServer:
+        # `python -m moto.server`, not the console script (its shebang breaks on long venv paths).
+        cmd = [str(python), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        # moto's "/" (ListBuckets) cannot carry a nonce; any 200 means it is up.
+        env = _server_env()
+        return _spawn(
+            "moto", cmd, f"http://127.0.0.1:{port}", workdir / "moto.log", workdir, env, timeout, ""
+        )
+
+    return _start_with_port_retry(start, None)
+
+
+def _start_water_pygeoapi(
+    workdir: Path, pygeoapi_bin: Path, s3_endpoint: str, step_delay: float, timeout: float
+) -> RunningServer:
+    python = _python(pygeoapi_bin)
+    env = _client_env(s3_endpoint)
+    env.update(OGC_DEV_RESULTS_BUCKET=scenes.RESULTS_BUCKET, OGC_DEV_STEP_DELAY=str(step_delay))
+    outputs = workdir / "pygeoapi-outputs"
+    outputs.mkdir(exist_ok=True)
+
+    def start(port: int) -> RunningServer:
+        deadline = time.monotonic() + timeout
+        nonce = uuid.uuid4().hex
+        config = _pygeoapi_config(port, workdir, nonce)
+        config["metadata"]["identification"].update(
+            title="airflow-provider-ogc dev stack (pygeoapi)",
+            description=f"Local water-bodies stack for airflow-provider-ogc (instance {nonce})",
+            keywords=["water-bodies", "dev"],
+        )
+        config["resources"] = {
+            pid: {"type": "process", "processor": {"name": cls}} for pid, cls in PROCESSORS.items()
+        }
+        config_path = workdir / "pygeoapi-config.yml"
+        openapi_path = workdir / "pygeoapi-openapi.yml"
+        log_path = workdir / "pygeoapi.log"
+        config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+        env.update(PYGEOAPI_CONFIG=str(config_path), PYGEOAPI_OPENAPI=str(openapi_path))
+        generate = ["openapi", "generate", str(config_path), "--output-file", str(openapi_path)]
+        gen = subprocess.run(
+            [str(python), "-c", "from pygeoapi import cli; cli()", *generate],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+        )
+        with open(log_path, "ab") as log:
+            log.write(gen.stdout)
+        if gen.returncode != 0:
+            raise ServerStartError(f"pygeoapi openapi generate failed ({gen.returncode}):\n{_tail(log_path)}")
+        cmd = [str(python), "-m", "flask", "--app", "pygeoapi.flask_app", "run", "--host", "127.0.0.1"]
+        cmd += ["--port", str(port), "--no-reload", "--no-debugger", "--with-threads"]
+        url = f"http://127.0.0.1:{port}"
+        remaining = max(deadline - time.monotonic(), 1.0)
+        return _spawn("pygeoapi", cmd, url, log_path, workdir, env, remaining, nonce)
+
+    return _start_with_port_retry(start, None)
+
+
+def _publish_inputs(workdir: Path, pygeoapi_bin: Path, s3_endpoint: str, timeout: float) -> dict[str, str]:
+    python = _python(pygeoapi_bin)
+    log_path = workdir / "synth.log"
+    cmd = [str(python), "-m", "dev.synth", "--out", str(workdir / "inputs"), "--endpoint", s3_endpoint]
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env=_client_env(s3_endpoint),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+    )
+    log_path.write_bytes(b"$ " + " ".join(cmd).encode() + b"\n" + proc.stderr + proc.stdout)
+    if proc.returncode != 0:
+        hint = ""
+        if b"ModuleNotFoundError" in proc.stderr:
+            requirements = REPO / "dev" / "requirements-pygeoapi.txt"
+            hint = f"\n(install the process's dependencies: {python} -m pip install -r {requirements})"
+        raise StackError(f"generating/publishing the input scenes failed:\n{_tail(log_path)}{hint}")
+    urls: dict[str, str] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return urls
+
+
+def start_stack(
+    workdir: Path,
+    *,
+    pygeoapi_bin: Path,
+    moto_bin: Path,
+    step_delay: float = 0.0,
+    timeout: float = 60.0,
+) -> Stack:
+    """Start moto, publish the synthetic scenes, start pygeoapi with ``water-bodies``; return the stack.
+
+    :param workdir: for logs, the pygeoapi config and job database, and the rendered COGs.
+    :param pygeoapi_bin: bin directory (or python) of the pygeoapi virtualenv, which also has
+        ``dev/requirements-pygeoapi.txt`` installed.
+    :param moto_bin: bin directory (or python) of a virtualenv with ``moto[server]``.
+    :param step_delay: seconds the process pauses after each progress report (0: full speed).
+    """
+    t0 = time.monotonic()
+    for label, bin_dir in (("pygeoapi_bin", pygeoapi_bin), ("moto_bin", moto_bin)):
+        if not Path(bin_dir).exists():
+            raise StackError(f"{label} {bin_dir} does not exist")
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    for stale in (*LOGS, "pygeoapi-jobs.db", "pygeoapi-jobs.db.lock"):
+        (workdir / stale).unlink(missing_ok=True)
+    outputs = workdir / "pygeoapi-outputs"
+    if outputs.is_dir():
+        for f in outputs.iterdir():
+            f.unlink()
+
+    try:
+        moto = _start_moto(workdir, Path(moto_bin), timeout)
+    except ServerStartError as err:
+        raise StackError(str(err)) from err
+    stack = Stack(
+        workdir=workdir,
+        ogc_url="",
+        s3_endpoint=moto.url,
+        stac_base_url=scenes.stac_base_url(moto.url),
+        item_urls={},
+        step_delay=step_delay,
+        servers={"moto": moto},
+    )
+    try:
+        # Render and upload the scenes while pygeoapi starts (each takes about a second).
+        errors: list[BaseException] = []
+
+        def publish() -> None:
+            try:
+                stack.item_urls = _publish_inputs(workdir, Path(pygeoapi_bin), moto.url, timeout)
+            except BaseException as err:
+                errors.append(err)
+
+        publisher = threading.Thread(target=publish, name="dev-stack-publish", daemon=True)
+        publisher.start()
+        try:
+            stack.servers["pygeoapi"] = _start_water_pygeoapi(
+                workdir, Path(pygeoapi_bin), moto.url, step_delay, timeout
+            )
+        finally:
+            publisher.join(timeout)
+        if publisher.is_alive():
+            raise StackError(f"publishing the input scenes took longer than {timeout:g}s")
+        if errors:
+            raise errors[0]
+        stack.ogc_url = stack.servers["pygeoapi"].url
+    except BaseException as err:
+        stack.stop()
+        if isinstance(err, ServerStartError):
+            raise StackError(str(err)) from err
+        raise
+    stack.startup_seconds = time.monotonic() - t0
+    return stack
+
+
+# --- command line -----------------------------------------------------------------------------
+
+STATE_FILE = "stack.json"
+ENV_FILE = "env"
+SUPERVISOR_LOG = "stack.log"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not alive
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _cmdline_matches(pid: int, *needles: str) -> bool:
+    """Whether PID still runs the command we recorded (guards against PID reuse); True without /proc."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return False
+    return all(n in cmdline for n in needles)
+
+
+def _expected_cmd(name: str, state: dict[str, Any]) -> tuple[str, ...]:
+    if name == "supervisor":
+        return ("dev.stack", "_serve", state["workdir"])
+    port = (state["s3_endpoint"] if name == "moto" else state["ogc_url"]).rsplit(":", 1)[1]
+    return ("moto.server" if name == "moto" else "pygeoapi.flask_app", port)
+
+
+def _read_state(workdir: Path) -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = json.loads((workdir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state
+
+
+def _recorded_pids(state: dict[str, Any]) -> dict[str, int]:
+    pids = {"supervisor": int(state["supervisor_pid"])} if state.get("supervisor_pid") else {}
+    pids.update({k: int(v) for k, v in state.get("pids", {}).items()})
+    return pids
+
+
+def _live_pids(state: dict[str, Any]) -> dict[str, int]:
+    return {
+        name: pid
+        for name, pid in _recorded_pids(state).items()
+        if _pid_alive(pid) and _cmdline_matches(pid, *_expected_cmd(name, state))
+    }
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The background supervisor started by ``up``: owns the servers until SIGTERM."""
+    workdir = args.workdir
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = start_stack(
+        workdir,
+        pygeoapi_bin=args.pygeoapi_bin,
+        moto_bin=args.moto_bin,
+        step_delay=args.step_delay,
+        timeout=args.timeout,
+    )
+    try:
+        state = {**stack.to_dict(), "supervisor_pid": os.getpid(), "env_file": str(workdir / ENV_FILE)}
+        state["logs"]["supervisor"] = str(workdir / SUPERVISOR_LOG)
+        stack.write_env_file(workdir / ENV_FILE)
+        tmp = workdir / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(workdir / STATE_FILE)  # atomic: `up` never reads half a file
+        print(f"stack up in {stack.startup_seconds:.1f}s: {stack.ogc_url} {stack.s3_endpoint}", flush=True)
+        while not stop.wait(0.5):
+            dead = [name for name, server in stack.servers.items() if not server.alive()]
+            if dead:
+                print(f"{', '.join(dead)} exited; stopping the stack", flush=True)
+                for name in dead:
+                    print(stack.servers[name].log_tail(), flush=True)
+                return 1
+        return 0
+    finally:
+        stack.stop()
+        for name in (STATE_FILE, ENV_FILE):
+            (workdir / name).unlink(missing_ok=True)
+        print("stack stopped", flush=True)
+
+
+def _up(args: argparse.Namespace) -> int:
+    workdir: Path = args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    state = _read_state(workdir)
+    if state and _live_pids(state):
+        print(f"the stack in {workdir} is already up ({state['ogc_url']}); `down` it first", file=sys.stderr)
+        return 1
+    for name in (STATE_FILE, ENV_FILE):
+        (workdir / name).unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "dev.stack", "_serve", "--workdir", str(workdir)]
+    cmd += ["--pygeoapi-bin", str(args.pygeoapi_bin), "--moto-bin", str(args.moto_bin)]
+    cmd += ["--step-delay", str(args.step_delay), "--timeout", str(args.timeout)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    log_path = workdir / SUPERVISOR_LOG
+    t0 = time.monotonic()
+    with open(log_path, "wb") as log:
+        # A new session: the stack outlives this command and ignores the terminal's Ctrl-C.
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = t0 + args.timeout + 10
+    while time.monotonic() < deadline:
+        state = _read_state(workdir)
+        if state and state.get("supervisor_pid") == proc.pid:
+            break
+        if proc.poll() is not None:
+            print(f"the stack failed to start; {log_path}:\n{_tail(log_path)}", file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+    else:
+        proc.terminate()
+        print(
+            f"the stack did not come up in {args.timeout:g}s; {log_path}:\n{_tail(log_path)}", file=sys.stderr
+        )
+        return 1
+    print(f"dev stack up in {time.monotonic() - t0:.1f}s (supervisor pid {proc.pid})")
+    print(f"  OGC API - Processes: {state['ogc_url']}")
+    print(f"  S3 (moto):           {state['s3_endpoint']}  buckets: inputs, results")
+    print(f"  STAC items:          {state['stac_base_url']}/collections/{scenes.COLLECTION}/items/<id>")
+    for url in state["scene_item_urls"]:
+        print(f"                       {url}")
+    print(f"  state:               {workdir / STATE_FILE}")
+    print(f"  environment:         source {workdir / ENV_FILE}")
+    print(f"  stop with:           python -m dev.stack down --workdir {workdir}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    workdir: Path = args.workdir
+    state = _read_state(workdir)
+    if state is None:
+        print(f"no stack recorded in {workdir}")
+        return 0
+    live = _live_pids(state)
+    supervisor = live.pop("supervisor", None)
+    if supervisor is not None:
+        os.kill(supervisor, signal.SIGTERM)  # it stops its servers, then exits
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (
+            _pid_alive(supervisor) or any(_pid_alive(p) for p in live.values())
+        ):
+            time.sleep(0.1)
+    # Servers left behind (e.g. the supervisor was killed): stop exactly the recorded PIDs.
+    for name, pid in _live_pids(state).items():
+        print(f"stopping {name} (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _live_pids(state):
+        time.sleep(0.1)
+    for name, pid in _live_pids(state).items():
+        print(f"killing {name} (pid {pid})")
+        os.kill(pid, signal.SIGKILL)
+    for name in (STATE_FILE, ENV_FILE):
+        (workdir / name).unlink(missing_ok=True)
+    print(f"dev stack in {workdir} stopped")
+    return 0
+
+
+def _answers(url: str) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(urllib.request.Request(url, headers={"Accept": "application/json"}), timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def _status(args: argparse.Namespace) -> int:
+    workdir: Path = args.workdir
+    state = _read_state(workdir)
+    if state is None:
+        print(f"not running (no {workdir / STATE_FILE})")
+        return 3
+    live = _live_pids(state)
+    urls = {"moto": state["s3_endpoint"] + "/", "pygeoapi": state["ogc_url"] + "/processes/water-bodies"}
+    ok = True
+    for name, pid in _recorded_pids(state).items():
+        up = name in live
+        line = f"{name:<10} pid {pid:<8} {'running' if up else 'NOT RUNNING'}"
+        if name in urls:
+            answers = up and _answers(urls[name])
+            line += f"  {urls[name]} {'answers' if answers else 'DOES NOT ANSWER'}"
+            up = answers
+        ok &= up
+        print(line)
+    print(f"env file: {state.get('env_file')}")
+    return 0 if ok else 1
+
+
+def _default_pygeoapi_bin() -> Path:
+    return Path(os.environ.get("OGC_TEST_PYGEOAPI_BIN") or REPO / ".venv-pygeoapi" / "bin")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dev.stack", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_ in (
+        ("up", "start the stack in the background"),
+        ("down", "stop the stack's processes"),
+        ("status", "show whether the stack runs"),
+        ("_serve", argparse.SUPPRESS),
+    ):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--workdir", type=lambda s: Path(s).absolute(), default=DEFAULT_WORKDIR)
+        if name in ("up", "_serve"):
+            p.add_argument("--pygeoapi-bin", type=Path, default=_default_pygeoapi_bin())
+            p.add_argument("--moto-bin", type=Path, default=Path(sys.executable).parent)
+            p.add_argument("--step-delay", type=float, default=0.0, help="pause after each progress step (s)")
+            p.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    commands = {"up": _up, "down": _down, "status": _status, "_serve": _serve}
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Fixtures for the dev stack tests: the stack itself, started once per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def pygeoapi_bin() -> Path:
+    path = Path(os.environ.get("OGC_TEST_PYGEOAPI_BIN") or REPO / ".venv-pygeoapi" / "bin")
+    if not path.is_dir():
+        message = f"pygeoapi is not installed ({path} missing); run the README's test command"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def moto_bin() -> Path:
+    # moto[server] is a test dependency of the project, so it is in the venv running the tests.
+    return Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def dev_stack(
+    tmp_path_factory: pytest.TempPathFactory, pygeoapi_bin: Path, moto_bin: Path
+) -> Iterator[object]:
+    from dev.stack import start_stack
+
+    # A short pause per progress step, so the test sees the job running and reporting.
+    stack = start_stack(
+        tmp_path_factory.mktemp("dev-stack"), pygeoapi_bin=pygeoapi_bin, moto_bin=moto_bin, step_delay=0.1
+    )
+    yield stack
+    stack.stop()
