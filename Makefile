@@ -18,7 +18,12 @@ ARTIFACTS := .artifacts
 export OGC_TEST_PYGEOAPI_BIN := $(CURDIR)/.venv-pygeoapi/bin
 export OGC_TEST_WRAPTILE_BIN := $(CURDIR)/.venv-wraptile/bin
 
-.PHONY: test check lint test-main test-floor servers clean
+.PHONY: demo test check lint test-main test-floor servers clean
+
+# The main job: the seed's water-bodies scenario from an Airflow DAG against the local stack,
+# checked against the synthetic scenes' known lakes (exits non-zero on disagreement).
+demo: $(VENV)/.stamp .venv-pygeoapi/.stamp
+	$(VENV)/bin/python -m dev.demo
 
 test: lint test-main test-floor
 

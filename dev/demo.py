@@ -1,0 +1,162 @@
+"""The demo: the seed's water-bodies scenario, run by Airflow against the local stack, checked against truth.
+
+``make demo`` runs ``python -m dev.demo``, which
+
+1. starts the local stack (moto S3, synthetic Landsat scenes, pygeoapi ``water-bodies``);
+2. runs ``airflow dags test water_bodies`` on ``example_dags/`` with the stack's connections, the
+   inputs pointing at the synthetic scenes (the DAG itself is unchanged);
+3. prints the STAC item hrefs the job produced, the water area per scene as the DAG measured it,
+   and the agreement of each ``otsu.tif`` with the known lakes (IoU);
+4. stops the stack, and exits non-zero if the DAG failed or a mask disagrees with the truth
+   (IoU below ``dev.truth.IOU_THRESHOLD``, 0.97: see ``dev/truth.py`` for why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DAG_ID = "water_bodies"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=REPO / ".artifacts" / "demo")
+    parser.add_argument("--pygeoapi-bin", type=Path, default=REPO / ".venv-pygeoapi" / "bin")
+    parser.add_argument("--step-delay", type=float, default=0.3, help="slow the process down to watch it")
+    args = parser.parse_args(argv)
+
+    workdir: Path = args.workdir.resolve()
+    home = workdir / "airflow-home"
+    # Airflow reads its home at import time: set it before anything imports airflow.
+    if home.exists():
+        import shutil
+
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    os.environ.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+
+    from dev.stack import start_stack
+
+    began = time.monotonic()
+    print("Starting the local stack (moto S3, synthetic Landsat scenes, pygeoapi water-bodies)...")
+    stack = start_stack(
+        workdir / "stack",
+        pygeoapi_bin=args.pygeoapi_bin,
+        moto_bin=Path(sys.executable).parent,
+        step_delay=args.step_delay,
+    )
+    try:
+        print(f"  OGC API - Processes: {stack.ogc_url}\n  S3: {stack.s3_endpoint}")
+        print(f"  up in {stack.startup_seconds:.1f} s")
+        os.environ.update(stack.env())
+        ok = run_dag(home, stack.example_inputs())
+        if not ok:
+            return 1
+        agreement = report()
+    finally:
+        stack.stop()
+        print("Stack stopped.")
+    print(f"Demo finished in {time.monotonic() - began:.0f} s.")
+    return 0 if agreement else 1
+
+
+def run_dag(home: Path, inputs: dict[str, Any]) -> bool:
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, env=os.environ)
+    log_path = home / "dags-test.log"
+    print(f"Running `airflow dags test {DAG_ID}` (log: {log_path})...")
+    with log_path.open("w") as log:
+        result = subprocess.run(
+            [airflow, "dags", "test", DAG_ID, "-c", json.dumps(inputs)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ,
+            timeout=900,
+        )
+    text = log_path.read_text()
+    for line in text.splitlines():
+        # The job's progress as the trigger logged it, and the DAG's own report, without log decorations.
+        if ": running, progress" in line or ": successful, progress" in line or " km2" in line:
+            message = line[line.find("Job ") :] if "progress" in line else line
+            print("  " + message.split(" [airflow")[0].strip())
+    if result.returncode != 0 or "state=failed" in text:
+        print(f"`airflow dags test` failed (exit {result.returncode}); the end of its log:\n{text[-4000:]}")
+        return False
+    return True
+
+
+def latest_xcoms() -> dict[str, Any]:
+    """The run's XComs that the report needs, read from Airflow's metadata database."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run = session.scalars(
+            select(DagRun).where(DagRun.dag_id == DAG_ID).order_by(DagRun.id.desc())
+        ).first()
+        assert run is not None, "no run of the DAG"
+
+        def values(task_id: str, key: str = "return_value") -> list[Any]:
+            rows = session.scalars(
+                XComModel.get_many(run_id=run.run_id, dag_ids=DAG_ID, task_ids=task_id, key=key)
+            ).all()
+            return [XComModel.deserialize_value(row) for row in sorted(rows, key=lambda r: r.map_index)]
+
+        return {
+            "run_id": run.run_id,
+            "state": str(run.state),
+            "job_url": values("detect_water_bodies", "job_url")[0],
+            "item_hrefs": values("detect_water_bodies")[0],
+            "areas": values("water_area"),
+        }
+
+
+def report() -> bool:
+    import numpy as np
+    import rasterio
+
+    from airflow_provider_ogc.s3 import S3Reader
+    from dev import truth
+
+    xcoms = latest_xcoms()
+    print(f"\nRun {xcoms['run_id']}: {xcoms['state']}; OGC job {xcoms['job_url']}")
+    print("STAC items (XCom return_value of detect_water_bodies):")
+    for href in xcoms["item_hrefs"]:
+        print(f"  {href}")
+
+    s3 = S3Reader("aws_default")
+    rows = []
+    for area in xcoms["areas"]:
+        with rasterio.MemoryFile(s3.read_bytes(area["mask_href"])) as memory, memory.open() as mask:
+            predicted = mask.read(1) == 1
+            transform, shape, crs = mask.transform, mask.shape, mask.crs
+        expected = truth.water_mask(area["item_id"], transform, shape, crs)
+        score = truth.iou(predicted, expected)
+        true_km2 = float(np.count_nonzero(expected)) * abs(transform.a * transform.e) / 1e6
+        rows.append((area["item_id"], area["water_km2"], true_km2, score))
+
+    header = f"{'scene':<34} {'water km2':>10} {'truth km2':>10} {'IoU':>7}"
+    print(f"\n{header}  verdict (IoU >= {truth.IOU_THRESHOLD})")
+    for item_id, km2, true_km2, score in rows:
+        verdict = "agrees" if score >= truth.IOU_THRESHOLD else "DISAGREES"
+        print(f"{item_id:<34} {km2:>10.2f} {true_km2:>10.2f} {score:>7.4f}  {verdict}")
+    return bool(rows) and all(score >= truth.IOU_THRESHOLD for *_, score in rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

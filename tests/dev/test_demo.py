@@ -1,0 +1,37 @@
+"""The README's demo command, as CI runs it: the water-bodies DAG on the local stack, checked against truth."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_runs_green_and_reports_iou(pygeoapi_bin: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dev.demo",
+            "--workdir",
+            str(tmp_path),
+            "--pygeoapi-bin",
+            str(pygeoapi_bin),
+            "--step-delay",
+            "0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    lines = result.stdout.splitlines()
+    verdicts = [line for line in lines if line.startswith("LC08_") and line.rstrip().endswith("agrees")]
+    assert len(verdicts) == 2, result.stdout
+    assert sum(line.startswith("  s3://results/") and line.endswith(".json") for line in lines) == 2
+    assert "Stack stopped." in lines
