@@ -3,12 +3,15 @@
 #   make check  - the same on Airflow 3.3 only (quicker, for development)
 
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.0
 PYGEOAPI_VERSION ?= 0.21.0
 WRAPTILE_VERSION ?= 0.3.0
 PIP_FLAGS ?= --quiet --disable-pip-version-check
+# pip warns once per package about this machine's absent local index folders; keep real messages.
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
 PYTEST_ARGS ?=
 
 VENV := .venv
@@ -33,23 +36,23 @@ check: lint test-main
 $(VENV)/.stamp: pyproject.toml Makefile dev/requirements-demo.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Python >= 3.10 needed"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[dev]" "apache-airflow==$(AIRFLOW_VERSION)" -r dev/requirements-demo.txt
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[dev]" "apache-airflow==$(AIRFLOW_VERSION)" -r dev/requirements-demo.txt $(QUIET_PIP)
 	touch $@
 
 $(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt dev/requirements-demo.txt
 	$(PYTHON) -m venv $(VENV_FLOOR)
 	$(VENV_FLOOR)/bin/pip install $(PIP_FLAGS) -c .ci/constraints-airflow-floor.txt -e ".[test]" \
-		"apache-airflow==$(AIRFLOW_FLOOR)" -r dev/requirements-demo.txt
+		"apache-airflow==$(AIRFLOW_FLOOR)" -r dev/requirements-demo.txt $(QUIET_PIP)
 	touch $@
 
 .venv-pygeoapi/.stamp: Makefile dev/requirements-pygeoapi.txt
 	$(PYTHON) -m venv .venv-pygeoapi
-	.venv-pygeoapi/bin/pip install $(PIP_FLAGS) "pygeoapi==$(PYGEOAPI_VERSION)" tinydb -r dev/requirements-pygeoapi.txt
+	.venv-pygeoapi/bin/pip install $(PIP_FLAGS) "pygeoapi==$(PYGEOAPI_VERSION)" tinydb -r dev/requirements-pygeoapi.txt $(QUIET_PIP)
 	touch $@
 
 .venv-wraptile/.stamp: Makefile
 	$(PYTHON) -m venv .venv-wraptile
-	.venv-wraptile/bin/pip install $(PIP_FLAGS) "wraptile==$(WRAPTILE_VERSION)"
+	.venv-wraptile/bin/pip install $(PIP_FLAGS) "wraptile==$(WRAPTILE_VERSION)" $(QUIET_PIP)
 	touch $@
 
 servers: .venv-pygeoapi/.stamp .venv-wraptile/.stamp
