@@ -26,7 +26,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_ogc.operators.ogc_processes"],
+                "python-modules": [
+                    "airflow_provider_ogc.operators.ogc_processes",
+                    "airflow_provider_ogc.operators.application_packages",
+                ],
             }
         ],
         "sensors": [

@@ -6,10 +6,7 @@ import asyncio
 import json
 import re
 import weakref
-from collections.abc import Iterator, Mapping
-from os import PathLike, fspath
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import httpx
@@ -51,6 +48,11 @@ from airflow_provider_ogc.models import (
     find_link,
     looks_like_status_info,
 )
+from airflow_provider_ogc.packages import encode_package
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from os import PathLike
 
 OPENAPI_ACCEPT = (
     "application/vnd.oai.openapi+json;version=3.0, application/openapi+json, application/json;q=0.9"
@@ -59,10 +61,6 @@ PACKAGE_ACCEPT = (
     "application/ogcapppkg+json, application/cwl+json, application/cwl+yaml;q=0.9, "
     "application/cwl;q=0.9, application/json;q=0.8, */*;q=0.1"
 )
-CWL_YAML = "application/cwl+yaml"
-CWL_JSON = "application/cwl+json"
-OGC_APPPKG_JSON = "application/ogcapppkg+json"
-PACKAGE_CONTENT_TYPES = (CWL_YAML, CWL_JSON, OGC_APPPKG_JSON, "application/cwl")
 EXECUTION_MODES = ("async", "sync", "auto")
 RETRY_AFTER_CAP = 300.0
 MAX_PAGES = 100
@@ -709,51 +707,6 @@ def job_id_from_url(url: str) -> str:
     if not path:
         raise OGCInvalidResponseError(f"Cannot find a job id in {url!r}", title="No job id")
     return unquote(path)
-
-
-def encode_package(
-    package: Mapping[str, Any] | str | bytes | PathLike[str], content_type: str | None
-) -> tuple[bytes, str]:
-    """
-    The request body and media type of an application package.
-
-    Dicts become JSON (``application/ogcapppkg+json`` when they hold an ``executionUnit`` or
-    ``processDescription``, else ``application/cwl+json``), strings are sent as they are
-    (``application/cwl+yaml`` unless they parse as JSON), paths are read from disk.
-    """
-    if content_type is not None and content_type not in PACKAGE_CONTENT_TYPES:
-        raise ValueError(
-            f"Unsupported application package content type {content_type!r}; "
-            f"use one of {', '.join(PACKAGE_CONTENT_TYPES)}"
-        )
-    if isinstance(package, (PathLike, Path)):
-        path = Path(fspath(package))
-        if not path.is_file():
-            raise FileNotFoundError(f"Application package file not found: {path}")
-        package = path.read_text()
-    if isinstance(package, bytes):
-        package = package.decode()
-    if isinstance(package, str):
-        try:
-            parsed = json.loads(package)
-        except ValueError:
-            return package.encode(), content_type or CWL_YAML
-        if isinstance(parsed, dict):
-            package = parsed
-        else:
-            return package.encode(), content_type or CWL_YAML
-    if not isinstance(package, Mapping):
-        raise TypeError(
-            f"An application package must be a dict, str, bytes or path, got {type(package).__name__}"
-        )
-    if content_type is None:
-        is_ogc = "executionUnit" in package or "processDescription" in package
-        content_type = OGC_APPPKG_JSON if is_ogc else CWL_JSON
-    if content_type in (CWL_YAML, "application/cwl"):
-        import yaml  # Airflow depends on PyYAML
-
-        return yaml.safe_dump(dict(package), sort_keys=False).encode(), content_type
-    return json.dumps(package).encode(), content_type
 
 
 def _parse_deployment(reply: httpx.Response, fallback_id: str | None) -> DeployedProcess:

@@ -18,7 +18,9 @@ XCOM_JOB_ID = "job_id"
 XCOM_JOB_URL = "job_url"
 
 
-def _job_url(ti_key: TaskInstanceKey) -> str | None:
+def _job_url(operator: BaseOperator, ti_key: TaskInstanceKey) -> str | None:
+    if getattr(operator, "_job_id", "") is None:
+        return None  # this try failed before submitting: there is no job (and no XCom to look up)
     from airflow.sdk.execution_time.xcom import XCom
 
     value: Any = XCom.get_value(ti_key=ti_key, key=XCOM_JOB_URL)
@@ -31,7 +33,7 @@ class OGCJobLink(BaseOperatorLink):
     name = "OGC job"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return _job_url(ti_key) or ""
+        return _job_url(operator, ti_key) or ""
 
 
 class OGCJobResultsLink(BaseOperatorLink):
@@ -40,5 +42,5 @@ class OGCJobResultsLink(BaseOperatorLink):
     name = "OGC results"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        url = _job_url(ti_key)
+        url = _job_url(operator, ti_key)
         return f"{url.split('?', 1)[0].rstrip('/')}/results" if url else ""
