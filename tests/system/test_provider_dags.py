@@ -119,3 +119,23 @@ def test_marking_the_task_failed_dismisses_the_job(
     stack.wait_until("the job to be dismissed", 60, dismissed)
     logs = "\n".join(stack.trigger_logs("ogc_long_job", run_id, "long").values())
     assert f"Dismissed job {job_id}" in logs
+
+
+def test_a_retry_reattaches_to_the_job_of_the_crashed_try(
+    stack: AirflowStack, hook_for: Any, pygeoapi_server: RunningServer
+) -> None:
+    # Airflow 3.3 keeps the job in the task state store; 3.1 and 3.2 in a per-task-instance Variable.
+    hook = hook_for(pygeoapi_server.url)
+    before = {job.job_id for job in hook.list_jobs()}
+    run_id = stack.trigger_dag("ogc_retry_reattach")
+    assert stack.wait_for_run("ogc_retry_reattach", run_id, timeout=180) == "success", explain(
+        stack, "ogc_retry_reattach", run_id
+    )
+    first_try = stack.task_log("ogc_retry_reattach", run_id, "submit", try_number=1)
+    second_try = stack.task_log("ogc_retry_reattach", run_id, "submit", try_number=2)
+    assert "simulated worker crash after submitting job" in first_try
+    new_jobs = {job.job_id for job in hook.list_jobs()} - before
+    assert len(new_jobs) == 1, f"exactly one submission, got {new_jobs}"
+    (job_id,) = new_jobs
+    assert f"Reattaching to job {job_id} of an earlier try" in second_try
+    assert stack.xcom("ogc_retry_reattach", run_id, "submit", key="job_id") == job_id
