@@ -50,9 +50,9 @@ $(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt 
 	.venv-pygeoapi/bin/pip install $(PIP_FLAGS) "pygeoapi==$(PYGEOAPI_VERSION)" tinydb -r dev/requirements-pygeoapi.txt $(QUIET_PIP)
 	touch $@
 
-.venv-wraptile/.stamp: Makefile
+.venv-wraptile/.stamp: Makefile dev/requirements-part2.txt
 	$(PYTHON) -m venv .venv-wraptile
-	.venv-wraptile/bin/pip install $(PIP_FLAGS) "wraptile==$(WRAPTILE_VERSION)" $(QUIET_PIP)
+	.venv-wraptile/bin/pip install $(PIP_FLAGS) "wraptile==$(WRAPTILE_VERSION)" -r dev/requirements-part2.txt $(QUIET_PIP)
 	touch $@
 
 servers: .venv-pygeoapi/.stamp .venv-wraptile/.stamp
@@ -75,7 +75,7 @@ test-floor: $(VENV_FLOOR)/.stamp servers
 # The local water-bodies stack (moto S3, synthetic Landsat scenes, pygeoapi water-bodies) on 127.0.0.1.
 STACK_DIR := $(ARTIFACTS)/dev-stack
 .PHONY: stack-up stack-down stack-status
-stack-up: $(VENV)/.stamp .venv-pygeoapi/.stamp
+stack-up: $(VENV)/.stamp servers
 	$(VENV)/bin/python -m dev.stack up --workdir $(STACK_DIR)
 stack-down:
 	$(VENV)/bin/python -m dev.stack down --workdir $(STACK_DIR)

@@ -110,8 +110,20 @@ def package_process_id(package: Package, workflow_id: str | None = None) -> str 
         return package_process_id(value) if isinstance(value, (dict, str)) else None
     graph = loaded.get("$graph")
     if isinstance(graph, list):
-        workflows = [n for n in graph if isinstance(n, dict) and n.get("class") == "Workflow"]
-        if len(workflows) == 1 and workflows[0].get("id"):
-            return str(workflows[0]["id"]).lstrip("#")
-        return None
+        workflows = [n for n in graph if isinstance(n, dict) and n.get("class") == "Workflow" and n.get("id")]
+        if len(workflows) > 1:  # sub-workflows are run by a step; the top-level one is not
+            workflows = [w for w in workflows if str(w["id"]).lstrip("#") not in _step_targets(graph)]
+        return str(workflows[0]["id"]).lstrip("#") if len(workflows) == 1 else None
     return str(loaded["id"]).lstrip("#") if loaded.get("id") else None
+
+
+def _step_targets(graph: list[Any]) -> set[str]:
+    """Ids that workflow steps run (``run: "#id"``)."""
+    targets = set()
+    for node in graph:
+        steps = node.get("steps") if isinstance(node, dict) else None
+        for step in steps.values() if isinstance(steps, dict) else steps or []:
+            run = step.get("run") if isinstance(step, dict) else None
+            if isinstance(run, str) and run.startswith("#"):
+                targets.add(run[1:])
+    return targets

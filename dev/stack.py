@@ -81,6 +81,7 @@ class Stack:
     s3_endpoint: str
     stac_base_url: str
     item_urls: dict[str, str]  # scene id -> STAC Item URL (every synthetic scene)
+    part2_url: str = ""  # the Part 2 (deploy/replace/undeploy) server, when started
     startup_seconds: float = 0.0
     step_delay: float = 0.0
     aws_access_key_id: str = ACCESS_KEY_ID
@@ -111,7 +112,11 @@ class Stack:
 
     def airflow_connections(self) -> dict[str, dict[str, Any]]:
         """Connection id -> Airflow connection (as the JSON of an ``AIRFLOW_CONN_*`` variable)."""
+        part2 = (
+            {"ogc_part2": {"conn_type": "ogc_processes", "host": self.part2_url}} if self.part2_url else {}
+        )
         return {
+            **part2,
             "ogc_processes_default": {"conn_type": "ogc_processes", "host": self.ogc_url},
             "aws_default": {
                 "conn_type": "aws",
@@ -130,6 +135,7 @@ class Stack:
             AWS_SECRET_ACCESS_KEY=self.aws_secret_access_key,
             AWS_DEFAULT_REGION=self.region_name,
             OGC_DEV_OGC_URL=self.ogc_url,
+            OGC_DEV_PART2_URL=self.part2_url,
             OGC_DEV_STAC_BASE_URL=self.stac_base_url,
             OGC_DEV_EXAMPLE_INPUTS=json.dumps(self.example_inputs()),
         )
@@ -146,6 +152,7 @@ class Stack:
         return {
             "workdir": str(self.workdir),
             "ogc_url": self.ogc_url,
+            "part2_url": self.part2_url,
             "s3_endpoint": self.s3_endpoint,
             "stac_base_url": self.stac_base_url,
             "item_urls": self.item_urls,
@@ -174,8 +181,8 @@ class Stack:
         path.write_text("\n".join(lines) + "\n")
 
     def stop(self) -> None:
-        """Stop pygeoapi, then moto. Idempotent."""
-        for name in ("pygeoapi", "moto"):
+        """Stop the Part 2 server and pygeoapi, then moto. Idempotent."""
+        for name in ("part2", "pygeoapi", "moto"):
             server = self.servers.get(name)
             if server is not None:
                 server.stop()
@@ -303,6 +310,7 @@ def start_stack(
     moto_bin: Path,
     step_delay: float = 0.0,
     timeout: float = 60.0,
+    wraptile_bin: Path | None = None,
 ) -> Stack:
     """Start moto, publish the synthetic scenes, start pygeoapi with ``water-bodies``; return the stack.
 
@@ -311,6 +319,8 @@ def start_stack(
         ``dev/requirements-pygeoapi.txt`` installed.
     :param moto_bin: bin directory (or python) of a virtualenv with ``moto[server]``.
     :param step_delay: seconds the process pauses after each progress report (0: full speed).
+    :param wraptile_bin: bin directory of the wraptile virtualenv (with ``dev/requirements-part2.txt``);
+        when given, the Part 2 server (``dev/part2``) runs beside pygeoapi, writing to the same S3.
     """
     t0 = time.monotonic()
     for label, bin_dir in (("pygeoapi_bin", pygeoapi_bin), ("moto_bin", moto_bin)):
@@ -361,6 +371,15 @@ def start_stack(
         if errors:
             raise errors[0]
         stack.ogc_url = stack.servers["pygeoapi"].url
+        if wraptile_bin is not None:
+            from dev.part2.server import stack_env as part2_env
+            from dev.part2.server import start_part2_server
+
+            part2 = start_part2_server(
+                workdir / "part2", wraptile_bin=Path(wraptile_bin), env=part2_env(stack), timeout=timeout
+            )
+            stack.servers["part2"] = part2
+            stack.part2_url = part2.url
     except BaseException as err:
         stack.stop()
         if isinstance(err, ServerStartError):
@@ -405,8 +424,9 @@ def _cmdline_matches(pid: int, *needles: str) -> bool:
 def _expected_cmd(name: str, state: dict[str, Any]) -> tuple[str, ...]:
     if name == "supervisor":
         return ("dev.stack", "_serve", state["workdir"])
-    port = (state["s3_endpoint"] if name == "moto" else state["ogc_url"]).rsplit(":", 1)[1]
-    return ("moto.server" if name == "moto" else "pygeoapi.flask_app", port)
+    url = {"moto": state["s3_endpoint"], "part2": state.get("part2_url", "")}.get(name, state["ogc_url"])
+    module = {"moto": "moto.server", "part2": "wraptile.cli"}.get(name, "pygeoapi.flask_app")
+    return (module, url.rsplit(":", 1)[1])
 
 
 def _read_state(workdir: Path) -> dict[str, Any] | None:
@@ -443,6 +463,7 @@ def _serve(args: argparse.Namespace) -> int:
         moto_bin=args.moto_bin,
         step_delay=args.step_delay,
         timeout=args.timeout,
+        wraptile_bin=args.wraptile_bin if args.wraptile_bin.exists() else None,
     )
     try:
         state = {**stack.to_dict(), "supervisor_pid": os.getpid(), "env_file": str(workdir / ENV_FILE)}
@@ -479,6 +500,7 @@ def _up(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "dev.stack", "_serve", "--workdir", str(workdir)]
     cmd += ["--pygeoapi-bin", str(args.pygeoapi_bin), "--moto-bin", str(args.moto_bin)]
     cmd += ["--step-delay", str(args.step_delay), "--timeout", str(args.timeout)]
+    cmd += ["--wraptile-bin", str(args.wraptile_bin)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     log_path = workdir / SUPERVISOR_LOG
@@ -511,6 +533,8 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     print(f"dev stack up in {time.monotonic() - t0:.1f}s (supervisor pid {proc.pid})")
     print(f"  OGC API - Processes: {state['ogc_url']}")
+    if state.get("part2_url"):
+        print(f"  Part 2 (deploy):     {state['part2_url']}")
     print(f"  S3 (moto):           {state['s3_endpoint']}  buckets: inputs, results")
     print(f"  STAC items:          {state['stac_base_url']}/collections/{scenes.COLLECTION}/items/<id>")
     for url in state["scene_item_urls"]:
@@ -569,6 +593,8 @@ def _status(args: argparse.Namespace) -> int:
         return 3
     live = _live_pids(state)
     urls = {"moto": state["s3_endpoint"] + "/", "pygeoapi": state["ogc_url"] + "/processes/water-bodies"}
+    if state.get("part2_url"):
+        urls["part2"] = state["part2_url"] + "/conformance"
     ok = True
     for name, pid in _recorded_pids(state).items():
         up = name in live
@@ -587,6 +613,10 @@ def _default_pygeoapi_bin() -> Path:
     return Path(os.environ.get("OGC_TEST_PYGEOAPI_BIN") or REPO / ".venv-pygeoapi" / "bin")
 
 
+def _default_wraptile_bin() -> Path:
+    return Path(os.environ.get("OGC_TEST_WRAPTILE_BIN") or REPO / ".venv-wraptile" / "bin")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.stack", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -601,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("up", "_serve"):
             p.add_argument("--pygeoapi-bin", type=Path, default=_default_pygeoapi_bin())
             p.add_argument("--moto-bin", type=Path, default=Path(sys.executable).parent)
+            p.add_argument("--wraptile-bin", type=Path, default=_default_wraptile_bin())
             p.add_argument("--step-delay", type=float, default=0.0, help="pause after each progress step (s)")
             p.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)

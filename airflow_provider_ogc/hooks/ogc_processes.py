@@ -57,10 +57,6 @@ if TYPE_CHECKING:
 OPENAPI_ACCEPT = (
     "application/vnd.oai.openapi+json;version=3.0, application/openapi+json, application/json;q=0.9"
 )
-PACKAGE_ACCEPT = (
-    "application/ogcapppkg+json, application/cwl+json, application/cwl+yaml;q=0.9, "
-    "application/cwl;q=0.9, application/json;q=0.8, */*;q=0.1"
-)
 EXECUTION_MODES = ("async", "sync", "auto")
 RETRY_AFTER_CAP = 300.0
 MAX_PAGES = 100
@@ -201,7 +197,7 @@ class OGCProcessesHook(BaseHook):
 
     def _retry_kwargs(self, idempotent: bool) -> dict[str, Any]:
         settings = self._settings or self.settings
-        backoff = wait_exponential_jitter(initial=settings.retry_wait_min, max=settings.retry_wait_max)
+        backoff = wait_exponential_jitter(multiplier=settings.retry_wait_min, max=settings.retry_wait_max)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
@@ -568,14 +564,20 @@ class OGCProcessesHook(BaseHook):
         """``DELETE /processes/{processId}``: remove a deployed process (Part 2)."""
         self.request("DELETE", _process_path(process_id))
 
-    def get_process_package(self, process_id: str) -> ApplicationPackage:
-        """``GET /processes/{processId}/package``: the application package of a deployed process."""
-        reply = self.request("GET", f"{_process_path(process_id)}/package", accept=PACKAGE_ACCEPT)
-        media_type = reply.headers.get("content-type", "").split(";")[0].strip()
+    def get_process_package(self, process_id: str, media_type: str | None = None) -> ApplicationPackage:
+        """
+        ``GET /processes/{processId}/package``: the application package of a deployed process.
+
+        :param process_id: the deployed process.
+        :param media_type: the representation to ask for (e.g. ``application/cwl+yaml``); by
+            default the server's own, usually the one the package was deployed with.
+        """
+        reply = self.request("GET", f"{_process_path(process_id)}/package", accept=media_type or "*/*")
+        content_type = reply.headers.get("content-type", "").split(";")[0].strip()
         content: Any = reply.text
-        if "json" in media_type:
+        if "json" in content_type:
             content = decode_json(reply)
-        return ApplicationPackage(content_type=media_type or "application/octet-stream", content=content)
+        return ApplicationPackage(content_type=content_type or "application/octet-stream", content=content)
 
     # ------------------------------------------------------------------ helpers
 

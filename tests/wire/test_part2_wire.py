@@ -156,4 +156,6 @@ def test_get_process_package(
     replay.route("GET", "/ogc/processes/echo-wf/package", Reply(200, body, content_type=content_type))
     package = hook_for(f"{replay.url}/ogc").get_process_package("echo-wf")
     assert package.content_type == content_type and package.content == expected
-    assert "application/cwl+yaml" in replay.requests[0].headers["Accept"]
+    assert replay.requests[0].headers["Accept"] == "*/*"
+    hook_for(f"{replay.url}/ogc").get_process_package("echo-wf", media_type="application/cwl+json")
+    assert replay.requests[1].headers["Accept"] == "application/cwl+json"
