@@ -333,10 +333,10 @@ def describe_failure(event: dict[str, Any], process_id: str | None) -> str:
 
     status = event.get("status")
     job_id = event.get("job_id")
-    what = f"process {process_id!r}" if process_id else "the process"
+    of_process = f" of process {process_id!r}" if process_id else ""
     message = event.get("message") or "(the server gave no message)"
     if status in ("failed", "dismissed"):
-        text = f"Job {job_id} of {what} ended {status}: {message}"
+        text = f"Job {job_id}{of_process} ended {status}: {message}"
         info: StatusInfo | None = StatusInfo.from_plain(event["job"]) if event.get("job") else None
         logs = info.log_links() if info else []
         if logs:

@@ -31,6 +31,8 @@ class JobStatusSensor(BaseSensorOperator):
     :param job_id: the job to watch (templated), e.g. ``{{ ti.xcom_pull('submit', key='job_id') }}``.
     :param ogc_conn_id: the ``ogc_processes`` connection.
     :param deferrable: wait in the triggerer instead of poking from a worker.
+    :param poll_interval: the shortest wait between polls in deferrable mode, in seconds (the
+        trigger backs off from there as the wait grows; ``poke_interval`` paces the other modes).
     :param max_poll_interval: the longest wait between polls in deferrable mode, in seconds.
     """
 
@@ -44,6 +46,7 @@ class JobStatusSensor(BaseSensorOperator):
         job_id: str,
         ogc_conn_id: str = "ogc_processes_default",
         deferrable: bool = True,
+        poll_interval: float = 1.0,
         max_poll_interval: float = 60.0,
         **kwargs: Any,
     ) -> None:
@@ -51,6 +54,7 @@ class JobStatusSensor(BaseSensorOperator):
         self.job_id = job_id
         self.ogc_conn_id = ogc_conn_id
         self.deferrable = deferrable
+        self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
 
     @cached_property
@@ -95,7 +99,7 @@ class JobStatusSensor(BaseSensorOperator):
                 ogc_conn_id=self.ogc_conn_id,
                 submitted_at=now,
                 deadline=now + timeout if timeout else None,
-                min_poll_interval=float(self.poke_interval) if self.poke_interval < 5 else 1.0,
+                min_poll_interval=self.poll_interval,
                 max_poll_interval=self.max_poll_interval,
                 dismiss_on_timeout=False,
                 dismiss_on_kill=False,

@@ -38,7 +38,7 @@ def test_failed_job_fails_the_sensor_without_retry(
     hook = hook_for(server.url)
     job_id = hook.execute_process("fail", {"message": "bad scene"}).job_id
     wait_for_job(hook, job_id)
-    with pytest.raises(AirflowFailException, match=f"Job {job_id} of the process ended failed: .*bad scene"):
+    with pytest.raises(AirflowFailException, match=f"Job {job_id} ended failed: .*bad scene"):
         sensor(make_conn(server.url), job_id).poke(make_context())
 
 
