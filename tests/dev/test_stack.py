@@ -248,7 +248,9 @@ def test_cli_up_status_down(tmp_path: Path, pygeoapi_bin: Path, moto_bin: Path) 
         assert up.returncode == 0, up.stderr + up.stdout
         state = json.loads((workdir / "stack.json").read_text())
         pids += [state["supervisor_pid"], *state["pids"].values()]
-        assert set(state["pids"]) == {"moto", "pygeoapi"}
+        assert set(state["pids"]) == {"moto", "pygeoapi", "part2"}
+        part2 = json.loads(state["airflow_env"]["AIRFLOW_CONN_OGC_PART2"])
+        assert part2 == {"conn_type": "ogc_processes", "host": state["part2_url"]}
         conn = json.loads(state["airflow_env"]["AIRFLOW_CONN_OGC_PROCESSES_DEFAULT"])
         assert conn == {"conn_type": "ogc_processes", "host": state["ogc_url"]}
         aws = json.loads(state["airflow_env"]["AIRFLOW_CONN_AWS_DEFAULT"])
