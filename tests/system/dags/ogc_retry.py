@@ -23,7 +23,9 @@ with DAG("ogc_retry_reattach", schedule=None, start_date=datetime(2026, 1, 1), c
     CrashAfterSubmit(
         task_id="submit",
         process_id="sleep",
-        inputs={"seconds": 6},
+        # Long enough that the trigger fires well after the executor reports the deferral (an Airflow
+        # race, apache/airflow#67287, fails a task whose trigger fires before that report is processed).
+        inputs={"seconds": 15},
         retries=1,
         retry_delay=timedelta(seconds=1),
         poll_interval=0.5,
