@@ -36,7 +36,9 @@ with DAG("ogc_sleep_then_sense", schedule=None, start_date=datetime(2026, 1, 1),
     start = ExecuteProcessOperator(
         task_id="start",
         process_id="sleep",
-        inputs={"seconds": 4},
+        # Ends well after the sensor defers: Airflow 3.3.2 can fail a deferred task whose trigger fires
+        # within ~5 s of deferring (apache/airflow#67287, #72716), whatever the trigger.
+        inputs={"seconds": 12},
         wait_for_completion=False,
     )
     wait = JobStatusSensor(
