@@ -102,6 +102,11 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Retries on connection errors, 5xx and 429 (honouring Retry-After).",
                         "schema": {"type": ["integer", "null"], "default": 3},
                     },
+                    "max_connections": {
+                        "label": "Connections per triggerer",
+                        "description": "Requests in flight to this server from one triggerer process.",
+                        "schema": {"type": ["integer", "null"], "default": 10},
+                    },
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema"],

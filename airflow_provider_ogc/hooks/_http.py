@@ -61,6 +61,8 @@ class ConnectionSettings:
     :param connect_timeout: connect timeout in seconds.
     :param max_retries: retries of GET and DELETE on transient failures.
     :param retry_wait_max: upper bound of one wait between retries, in seconds.
+    :param max_connections: connections (and requests in flight) of the async pool that a
+        triggerer process shares per server.
     """
 
     base_url: str
@@ -75,6 +77,7 @@ class ConnectionSettings:
     max_retries: int = 3
     retry_wait_min: float = 1.0
     retry_wait_max: float = 30.0
+    max_connections: int = 10
 
     @classmethod
     def from_connection(cls, conn: Connection) -> ConnectionSettings:
@@ -132,6 +135,7 @@ class ConnectionSettings:
             max_retries=int(_positive_number(extra, "max_retries", 3, conn_id, allow_zero=True)),
             retry_wait_min=_positive_number(extra, "retry_wait_min", 1.0, conn_id, allow_zero=True),
             retry_wait_max=_positive_number(extra, "retry_wait_max", 30.0, conn_id, allow_zero=True),
+            max_connections=int(_positive_number(extra, "max_connections", 10, conn_id)),
         )
 
     @property
@@ -168,6 +172,7 @@ class ConnectionSettings:
             self.verify,
             self.timeout,
             self.connect_timeout,
+            self.max_connections,
         )
 
 

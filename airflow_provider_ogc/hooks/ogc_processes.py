@@ -82,6 +82,11 @@ SENSITIVE_HEADER = re.compile(r"(?i)auth|token|key|secret|cookie|session|passwor
 # process that talk to the same server reuse keep-alive connections instead of reconnecting.
 _ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], httpx.AsyncClient]]
 _ASYNC_CLIENTS = weakref.WeakKeyDictionary()
+# Requests in flight per shared client. Waiters queue on a semaphore rather than in httpcore's
+# pool, whose queue is rescanned against every connection on each event (O(queue x pool)):
+# with thousands of triggers that rescan, not HTTP, saturated the loop (see benchmarks/).
+_ASYNC_GATES: weakref.WeakKeyDictionary[httpx.AsyncClient, asyncio.Semaphore]
+_ASYNC_GATES = weakref.WeakKeyDictionary()
 
 
 class OGCProcessesHook(BaseHook):
@@ -176,9 +181,14 @@ class OGCProcessesHook(BaseHook):
                 timeout=settings.httpx_timeout(),
                 verify=settings.verify,
                 follow_redirects=False,
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+                # All connections stay alive: a smaller keep-alive count makes a busy pool churn.
+                limits=httpx.Limits(
+                    max_connections=settings.max_connections,
+                    max_keepalive_connections=settings.max_connections,
+                ),
             )
             clients[key] = client
+            _ASYNC_GATES[client] = asyncio.Semaphore(settings.max_connections)
         return client
 
     def close(self) -> None:
@@ -284,9 +294,12 @@ class OGCProcessesHook(BaseHook):
         settings = await self.asettings()
         url = target if "://" in target else settings.url(target)
         kwargs = _request_kwargs(params, json_body, content, headers, accept)
+        gate = _ASYNC_GATES[client]
         async for attempt in AsyncRetrying(**self._retry_kwargs(_idempotent(method))):
             with attempt:
-                return await self._asend_following_redirects(client, method, url, kwargs)
+                # Held for one attempt only, never across a backoff sleep.
+                async with gate:
+                    return await self._asend_following_redirects(client, method, url, kwargs)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _asend_following_redirects(

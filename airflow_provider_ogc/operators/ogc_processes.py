@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_ogc._compat import AirflowException, AirflowFailException
 from airflow_provider_ogc.links.ogc_processes import XCOM_JOB_ID, XCOM_JOB_URL, OGCJobLink, OGCJobResultsLink
+from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -102,7 +103,7 @@ class ExecuteProcessOperator(BaseOperator):
         deferrable: bool = True,
         wait_for_completion: bool = True,
         poll_interval: float = 1.0,
-        max_poll_interval: float = 60.0,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
         timeout: float | timedelta | None = None,
         validate_inputs: bool = True,
         stac_output: str | None = None,

@@ -10,6 +10,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_ogc._compat import AirflowFailException, AirflowSensorTimeout
 from airflow_provider_ogc.links.ogc_processes import XCOM_JOB_URL, OGCJobLink, OGCJobResultsLink
+from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -47,7 +48,7 @@ class JobStatusSensor(BaseSensorOperator):
         ogc_conn_id: str = "ogc_processes_default",
         deferrable: bool = True,
         poll_interval: float = 1.0,
-        max_poll_interval: float = 60.0,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL_RATIO
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
@@ -46,8 +48,8 @@ class OGCJobTrigger(BaseTrigger):
         submitted_at: float | None = None,
         deadline: float | None = None,
         min_poll_interval: float = 1.0,
-        max_poll_interval: float = 60.0,
-        poll_ratio: float = 0.15,
+        max_poll_interval: float = DEFAULT_MAX_POLL_INTERVAL,
+        poll_ratio: float = DEFAULT_POLL_RATIO,
         max_transient_errors: int = 10,
         dismiss_on_timeout: bool = True,
         dismiss_on_kill: bool = True,

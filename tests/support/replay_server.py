@@ -57,6 +57,8 @@ class ReplayServer:
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], list[Reply]] = {}
         self.requests: list[Recorded] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests being answered at once
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
@@ -102,7 +104,16 @@ class ReplayServer:
                     server.requests.append(
                         Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
                     )
-                reply = server._next_reply(self.command, parts.path)
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._answer(parts.path)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _answer(self, path: str) -> None:
+                reply = server._next_reply(self.command, path)
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.reset:

@@ -41,7 +41,7 @@ def test_port_field_is_added_to_a_url_without_port() -> None:
 def test_defaults_are_safe() -> None:
     s = settings(host="https://h")
     assert s.verify is True and s.auth_type == "none" and s.max_retries == 3
-    assert s.timeout == 30.0 and s.connect_timeout == 10.0
+    assert s.timeout == 30.0 and s.connect_timeout == 10.0 and s.max_connections == 10
 
 
 @pytest.mark.parametrize(
@@ -106,6 +106,7 @@ def test_ca_bundle_path_is_used_for_verification() -> None:
         ),
         ({"host": "https://h", "extra": {"timeout": "soon"}}, "timeout must be a number"),
         ({"host": "https://h", "extra": {"timeout": -1}}, "timeout must be positive"),
+        ({"host": "https://h", "extra": {"max_connections": 0}}, "max_connections must be positive"),
     ],
 )
 def test_bad_connections_name_the_field(fields: dict[str, Any], message: str) -> None:

@@ -71,3 +71,14 @@ def test_pools_are_per_event_loop(replay: ReplayServer, make_conn: Any) -> None:
     finally:
         loop_a.close()
         loop_b.close()
+
+
+async def test_requests_in_flight_are_capped_per_pool(replay: ReplayServer, make_conn: Any) -> None:
+    # Thousands of triggers in one triggerer must queue on the hook, not in httpcore's pool.
+    replay.route("GET", "/ogc/jobs/j1", Reply(200, {"jobID": "j1", "status": "running"}, delay=0.05))
+    conn_id = make_conn(f"{replay.url}/ogc", extra={"max_connections": 4})
+    hooks = [OGCProcessesHook(ogc_conn_id=conn_id) for _ in range(40)]
+    statuses = await asyncio.gather(*(h.aget_job_status("j1") for h in hooks))
+    assert [s.status for s in statuses] == [JobStatus.RUNNING] * 40
+    assert len(replay.hits("GET", "/ogc/jobs/j1")) == 40
+    assert 1 < replay.max_in_flight <= 4, f"{replay.max_in_flight} requests in flight, pool of 4"
