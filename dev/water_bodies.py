@@ -206,7 +206,6 @@ def _process_item(
     import pystac
     import rasterio
     from rasterio.io import MemoryFile
-    from rasterio.warp import transform as warp_transform
     from rasterio.windows import transform as window_transform
 
     progress.step(index, url.rsplit("/", 1)[-1], STEPS[0])
@@ -256,10 +255,30 @@ def _process_item(
     bucket, key = _split_s3(tif_href)
     s3.put_object(Bucket=bucket, Key=key, Body=tif_bytes, ContentType=TIFF)
 
+    return result_item(item_id, source.datetime, mask, grid["crs"], transform, tif_href)
+
+
+def result_item(
+    item_id: str, datetime: Any, mask: np.ndarray, crs: Any, transform: Any, tif_href: str
+) -> Any:
+    """
+    The result STAC Item of one scene: footprint, projection, raster statistics, and the mask asset.
+
+    :param item_id: the source scene's id (kept for the result item).
+    :param datetime: the source scene's datetime.
+    :param mask: the water mask (uint8, 1 = water, 0 = nodata).
+    :param crs: the mask's CRS (rasterio).
+    :param transform: the mask's affine transform.
+    :param tif_href: where the mask GeoTIFF was written (``s3://...``).
+    """
+    import pystac
+    from rasterio.warp import transform as warp_transform
+
+    height, width = mask.shape
     left, top = transform.c, transform.f
     right, bottom = left + transform.a * width, top + transform.e * height
     xs, ys = [left, right, right, left, left], [bottom, bottom, top, top, bottom]
-    lons, lats = warp_transform(grid["crs"], "EPSG:4326", xs, ys)
+    lons, lats = warp_transform(crs, "EPSG:4326", xs, ys)
     statistics, histogram = science.band_stats(mask, 0)
     raster_band: dict[str, Any] = {
         "data_type": "uint8",
@@ -271,12 +290,12 @@ def _process_item(
     }
     if histogram is not None:
         raster_band["histogram"] = histogram
-    epsg = grid["crs"].to_epsg()
+    epsg = crs.to_epsg()
     item = pystac.Item(
         id=item_id,
         geometry={"type": "Polygon", "coordinates": [[[x, y] for x, y in zip(lons, lats, strict=True)]]},
         bbox=[min(lons), min(lats), max(lons), max(lats)],
-        datetime=source.datetime,
+        datetime=datetime,
         properties={
             "proj:epsg": epsg,
             "proj:geometry": {

@@ -150,64 +150,13 @@ def otsu(ndwi_path: Path, out_dir: Path) -> Path:
 
 
 def _result_item(source: Any, tif_href: str, mask_path: Path) -> Any:
-    """The result STAC Item of one scene, as :func:`dev.water_bodies._process_item` builds it."""
-    import pystac
+    """The result STAC Item of one scene, built as the pygeoapi process builds it."""
     import rasterio
-    from rasterio.warp import transform as warp_transform
 
     with rasterio.open(mask_path) as src:
         mask = src.read(1)
         crs, transform = src.crs, src.transform
-    height, width = mask.shape
-    left, top = transform.c, transform.f
-    right, bottom = left + transform.a * width, top + transform.e * height
-    xs, ys = [left, right, right, left, left], [bottom, bottom, top, top, bottom]
-    lons, lats = warp_transform(crs, "EPSG:4326", xs, ys)
-    statistics, histogram = science.band_stats(mask, 0)
-    raster_band: dict[str, Any] = {
-        "data_type": "uint8",
-        "scale": 1.0,
-        "offset": 0.0,
-        "sampling": "area",
-        "nodata": 0.0,
-        "statistics": statistics,
-    }
-    if histogram is not None:
-        raster_band["histogram"] = histogram
-    item = pystac.Item(
-        id=source.id,
-        geometry={"type": "Polygon", "coordinates": [[[x, y] for x, y in zip(lons, lats, strict=True)]]},
-        bbox=[min(lons), min(lats), max(lons), max(lats)],
-        datetime=source.datetime,
-        properties={
-            "proj:epsg": crs.to_epsg(),
-            "proj:geometry": {
-                "type": "Polygon",
-                "coordinates": [[[x, y] for x, y in zip(xs, ys, strict=True)]],
-            },
-            "proj:bbox": [left, bottom, right, top],
-            "proj:shape": [height, width],
-            "proj:transform": list(transform),
-        },
-        stac_extensions=[water_bodies.PROJECTION_V1_1, water_bodies.RASTER_V1_1],
-    )
-    item.add_asset(
-        "data",
-        pystac.Asset(
-            href=tif_href,
-            media_type=water_bodies.TIFF,
-            roles=["data", "visual"],
-            extra_fields={
-                "raster:bands": [raster_band],
-                "storage:platform": "eoap",
-                "storage:requester_pays": False,
-                "storage:tier": "Standard",
-                "storage:region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-                "storage:endpoint": os.environ.get("AWS_ENDPOINT_URL", ""),
-            },
-        ),
-    )
-    return item
+    return water_bodies.result_item(source.id, source.datetime, mask, crs, transform, tif_href)
 
 
 def stac(item_urls: list[str], masks: list[Path], out_dir: Path) -> Path:
