@@ -70,5 +70,45 @@ class OGCInvalidResponseError(OGCProcessesAPIError):
     """The server answered with a body this client cannot use (HTML, invalid JSON, unknown status)."""
 
 
+class OGCSubmissionUncertainError(OGCProcessesAPIError):
+    """
+    An execute request failed after it may have reached the server, and whether it created a job
+    cannot be told: the server's job list could not be read (none at all, or an error). Nothing was
+    resubmitted, so no duplicate job exists because of this client; a job may exist, or none.
+
+    ``http_status`` is ``None``: the error is not transient, since repeating the request blindly is
+    what it avoids.
+
+    :param message: a one-line summary for humans.
+    :param process_id: the process the request asked to execute.
+    :param cause: the failure of the execute request.
+    :param candidates: the status URLs of the jobs that may be this submission's, if any are known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        process_id: str,
+        cause: BaseException | None = None,
+        candidates: list[str] | None = None,
+        method: str | None = "POST",
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, title="Submission outcome unknown", method=method, url=url)
+        self.process_id = process_id
+        self.cause = cause
+        self.candidates = list(candidates or [])
+
+
+class OGCAmbiguousSubmissionError(OGCSubmissionUncertainError):
+    """
+    An execute request failed after it may have reached the server, and the server's job list shows
+    more than one job of that process created since the request was first sent (and not submitted by
+    this process), so which one is this submission's cannot be told. Nothing was resubmitted;
+    :attr:`candidates` holds the status URLs of those jobs.
+    """
+
+
 class OGCCrossOriginError(OGCProcessesError):
     """A link pointed to another host; credentials are never sent there."""

@@ -22,7 +22,8 @@ from tests.servers.launch import RunningServer, start_pygeoapi, start_wraptile  
 from tests.support.replay_server import ReplayServer  # noqa: E402
 
 
-def _server_bin(kind: str) -> Path:
+def server_bin(kind: str) -> Path:
+    """The bin folder of a test server's venv (``pygeoapi``, ``wraptile``); skips, or fails in CI."""
     env = f"OGC_TEST_{kind.upper()}_BIN"
     path = Path(os.environ.get(env) or REPO / f".venv-{kind}" / "bin")
     if not path.is_dir():
@@ -42,14 +43,14 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def pygeoapi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start_pygeoapi(tmp_path_factory.mktemp("pygeoapi"), _server_bin("pygeoapi"))
+    server = start_pygeoapi(tmp_path_factory.mktemp("pygeoapi"), server_bin("pygeoapi"))
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def wraptile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start_wraptile(tmp_path_factory.mktemp("wraptile"), _server_bin("wraptile"))
+    server = start_wraptile(tmp_path_factory.mktemp("wraptile"), server_bin("wraptile"))
     yield server
     server.stop()
 

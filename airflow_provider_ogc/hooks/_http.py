@@ -11,9 +11,11 @@ import base64
 import contextlib
 import email.utils
 import json
+import random
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,7 +61,9 @@ class ConnectionSettings:
     :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
     :param timeout: read/write timeout in seconds.
     :param connect_timeout: connect timeout in seconds.
-    :param max_retries: retries of GET and DELETE on transient failures.
+    :param max_retries: retries of a request on transient failures (for an execute request: how
+        many times it may be sent again, see ``OGCProcessesHook.execute_process``).
+    :param retry_wait_min: the first wait between retries, in seconds (doubled each time).
     :param retry_wait_max: upper bound of one wait between retries, in seconds.
     :param max_connections: connections (and requests in flight) of the async pool that a
         triggerer process shares per server.
@@ -98,6 +102,12 @@ class ConnectionSettings:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OGCConnectionConfigError(
                 f"Connection {conn_id!r}: host {host!r} is not an http(s) URL of the API root"
+            )
+        if parts.username is not None or parts.password is not None:
+            # They would travel on in job URLs, XCom and logs; the Login/Password fields are masked.
+            raise OGCConnectionConfigError(
+                f"Connection {conn_id!r}: the host URL holds credentials (user:password@); put them "
+                "in the Login and Password fields, which Airflow masks in logs"
             )
         netloc = parts.netloc
         if conn.port and parts.port is None:
@@ -331,28 +341,193 @@ def decode_json(response: httpx.Response) -> Any:
         ) from None
 
 
+# Statuses that say the server did not act on the request and that it may be sent again: 429
+# (rate limited), 503 (unavailable), 408 (the request never fully arrived) and 425 (too early).
+SAFE_TO_RESEND_STATUSES = frozenset({408, 425, 429, 503})
+# Transient statuses after which a non-idempotent request may or may not have been acted on.
+AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
+# Transport errors raised before any byte of the request left: nothing can have reached the server.
+NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+SAFE = "safe"
+AMBIGUOUS = "ambiguous"
+PERMANENT = "permanent"
+
+
+def is_certificate_error(error: BaseException) -> bool:
+    """Whether a transport error was a failed TLS certificate check: permanent, not a network blip."""
+    import ssl
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def submission_failure_kind(error: BaseException) -> str:
+    """
+    How a failed non-idempotent request (execute, deploy) may be handled: one of
+    :data:`SAFE`, :data:`AMBIGUOUS` or :data:`PERMANENT`.
+
+    * ``safe`` to send again: the server cannot have acted on it. The connection was never made
+      (connect error or timeout, pool timeout), or the server answered 429, 503, 408 or 425, or a
+      5xx carrying ``Retry-After`` (an explicit "try again later").
+    * ``ambiguous``: the request may have reached the server and been acted on although no
+      usable answer came back: 500, 502 or 504 without ``Retry-After``, and any transport error once
+      the connection was made (reset, read or write timeout, a connection closed before the answer).
+    * ``permanent``: anything else (4xx, other statuses, invalid responses): sending it again
+      cannot help.
+    """
+    if isinstance(error, OGCInvalidResponseError):
+        return PERMANENT
+    if isinstance(error, OGCProcessesAPIError):
+        status = error.http_status
+        if status is None:
+            return PERMANENT
+        if status in SAFE_TO_RESEND_STATUSES or (status >= 500 and error.retry_after is not None):
+            return SAFE
+        return AMBIGUOUS if status in AMBIGUOUS_STATUSES else PERMANENT
+    if is_certificate_error(error):
+        return PERMANENT
+    if isinstance(error, NOT_SENT_ERRORS):
+        return SAFE
+    if isinstance(error, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)):
+        return PERMANENT  # the client could not form the request: nothing was sent, nothing will change
+    if isinstance(error, httpx.TransportError):
+        return AMBIGUOUS
+    return PERMANENT
+
+
 def is_retryable(error: BaseException, *, idempotent: bool) -> bool:
     """
-    Whether a failed request may be sent again.
+    Whether a failed request may simply be sent again (by :meth:`OGCProcessesHook.request`).
 
-    Idempotent requests (GET, DELETE) retry connection errors, timeouts, 5xx and 429. A POST is
-    retried only when the server cannot have acted on it: the connection was never made, or
-    the server said 429 (rate limited, nothing created).
+    Idempotent requests (GET, HEAD, PUT, DELETE) retry connection errors, timeouts, resets,
+    408, 425, 429 and 5xx (500, 502, 503, 504). A non-idempotent request (POST) is sent again only
+    when :func:`submission_failure_kind` says it is ``safe``: the connection was never made, or the
+    server answered 429, 503, 408, 425 or a 5xx with ``Retry-After``. An ``ambiguous`` failure of a
+    POST is never retried blindly here; ``execute_process`` first reconciles with the job list.
     """
-    if isinstance(error, OGCProcessesAPIError):
-        if error.http_status == 429:
-            return True
-        return idempotent and error.http_status in TRANSIENT_HTTP_STATUSES
-    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return True
-    return idempotent and isinstance(error, (httpx.TransportError,))
+    if idempotent:
+        if isinstance(error, OGCProcessesAPIError):
+            return error.http_status in TRANSIENT_HTTP_STATUSES
+        if is_certificate_error(error):
+            return False
+        return isinstance(error, httpx.TransportError) and not isinstance(
+            error, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+        )
+    return submission_failure_kind(error) == SAFE
+
+
+def backoff_seconds(attempt: int, wait_min: float, wait_max: float) -> float:
+    """
+    The wait after failed attempt ``attempt`` (1-based): ``wait_min * 2 ** (attempt - 1)`` plus up
+    to one second of jitter, at most ``wait_max`` (the schedule of the hook's other retries).
+    """
+    try:
+        value = wait_min * 2 ** (attempt - 1) + random.uniform(0, 1)
+    except OverflowError:
+        value = wait_max
+    return max(0.0, min(value, wait_max))
+
+
+def server_clock_offset(response: httpx.Response, received_at: float) -> float | None:
+    """
+    Seconds to add to this machine's clock to get the server's, from the response's ``Date``.
+
+    ``Date`` has a one-second resolution and is truncated, so the result underestimates the
+    offset by up to one second plus the network delay; callers widen their windows by a slack.
+    """
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp() - received_at
+
+
+def server_clock_bounds(samples: list[tuple[httpx.Response, float]]) -> tuple[float, float] | None:
+    """
+    Bounds ``(lo, hi)`` of the seconds to add to this machine's clock to get the server's.
+
+    Each response's ``Date`` (truncated to the second) was the server's time at some moment
+    between sending the request and receiving the answer, so it bounds the offset to a window
+    of one second plus the round trip. Windows of several responses, at different phases of the
+    second, intersect to a narrower one.
+
+    :param samples: responses and the epoch time each was received.
+    :return: ``None`` when no response has a usable ``Date``.
+    """
+    lo: float | None = None
+    hi: float | None = None
+    for response, received_at in samples:
+        value = response.headers.get("Date")
+        if not value:
+            continue
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        date = when.timestamp()
+        try:
+            sent_at = received_at - response.elapsed.total_seconds()
+        except RuntimeError:  # elapsed is set only once the body was read
+            sent_at = received_at
+        lo = date - received_at if lo is None else max(lo, date - received_at)
+        hi = date + 1.0 - sent_at if hi is None else min(hi, date + 1.0 - sent_at)
+    if lo is None or hi is None:
+        return None
+    return (lo, hi) if hi >= lo else (lo, lo + 1.0)  # inconsistent Dates (several servers): be wide
+
+
+_TIMESTAMP = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d+))?\s*(Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """
+    An RFC 3339 / ISO 8601 timestamp as epoch seconds, or ``None`` if it is not one.
+
+    A timestamp without an offset is taken as UTC (what OGC servers mean by it).
+    """
+    if not isinstance(value, str):
+        return None
+    match = _TIMESTAMP.match(value.strip())
+    if not match:
+        return None
+    day, clock, fraction, offset = match.groups()
+    if len(clock) == 5:
+        clock += ":00"
+    text = f"{day}T{clock}"
+    if fraction:
+        text += "." + fraction[:6].ljust(6, "0")
+    if offset and offset not in ("Z", "z"):
+        text += offset if ":" in offset else f"{offset[:3]}:{offset[3:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
 
 
 def is_transient_error(error: BaseException) -> bool:
     """A failure that may go away by itself: connection trouble, timeouts, 5xx, 429."""
     if isinstance(error, OGCProcessesAPIError):
         return error.is_transient
-    return isinstance(error, httpx.TransportError)
+    return isinstance(error, httpx.TransportError) and not is_certificate_error(error)
 
 
 def redirect_target(response: httpx.Response) -> httpx.URL | None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
+import threading
+import time
 import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
@@ -22,20 +26,29 @@ from tenacity import (
 
 from airflow_provider_ogc import __version__
 from airflow_provider_ogc.exceptions import (
+    OGCAmbiguousSubmissionError,
     OGCInvalidResponseError,
     OGCProcessesAPIError,
     OGCProcessesError,
+    OGCSubmissionUncertainError,
 )
 from airflow_provider_ogc.hooks._http import (
+    AMBIGUOUS,
     JSON,
     MAX_REDIRECTS,
+    PERMANENT,
+    SAFE,
     ConnectionSettings,
+    backoff_seconds,
     decode_json,
     error_from_response,
     is_retryable,
     origin_of,
+    parse_timestamp,
     redirect_target,
     redirected_method,
+    server_clock_bounds,
+    submission_failure_kind,
 )
 from airflow_provider_ogc.models import (
     STATUS_LINK_RELS,
@@ -60,6 +73,11 @@ OPENAPI_ACCEPT = (
 EXECUTION_MODES = ("async", "sync", "auto")
 RETRY_AFTER_CAP = 300.0
 MAX_PAGES = 100
+# Reconciliation must see the whole job list (pygeoapi puts new jobs on its last page, 10 per page).
+MAX_RECONCILE_PAGES = 1000
+# Widens the reconciliation window on both sides of the Date-calibrated bounds: covers a Date set
+# by a front proxy whose clock differs slightly from the application's that stamps ``created``.
+CLOCK_SLACK = 0.25
 
 # Conformance classes worth naming in test_connection(), by their URI's last path segment.
 CAPABILITIES = {
@@ -88,6 +106,26 @@ _ASYNC_CLIENTS = weakref.WeakKeyDictionary()
 _ASYNC_GATES: weakref.WeakKeyDictionary[httpx.AsyncClient, asyncio.Semaphore]
 _ASYNC_GATES = weakref.WeakKeyDictionary()
 
+# Jobs this process submitted or adopted, as (API root, job id): reconciliation after a lost
+# execute response never adopts a job another submission of this process already owns. Bounded,
+# oldest forgotten first; a task runs in its own process, so the recent ones are what matter.
+_CLAIMED_JOBS: OrderedDict[tuple[str, str], None] = OrderedDict()
+_CLAIMED_LOCK = threading.Lock()
+MAX_CLAIMED_JOBS = 10_000
+
+
+def _claim(base_url: str, job_id: str) -> None:
+    with _CLAIMED_LOCK:
+        _CLAIMED_JOBS[(base_url, job_id)] = None
+        _CLAIMED_JOBS.move_to_end((base_url, job_id))
+        while len(_CLAIMED_JOBS) > MAX_CLAIMED_JOBS:
+            _CLAIMED_JOBS.popitem(last=False)
+
+
+def _is_claimed(base_url: str, job_id: str) -> bool:
+    with _CLAIMED_LOCK:
+        return (base_url, job_id) in _CLAIMED_JOBS
+
 
 class OGCProcessesHook(BaseHook):
     """
@@ -97,9 +135,14 @@ class OGCProcessesHook(BaseHook):
     :class:`httpx.AsyncClient` shared by every hook on the same event loop with the same
     connection settings, so one triggerer process keeps one pool per server.
 
-    GET and DELETE requests retry connection errors, 5xx and 429 with exponential backoff,
-    honouring ``Retry-After``. Execute and deploy requests are retried only when the server cannot
-    have acted on them (connection refused, 429). Credentials are sent to the connection's own
+    GET, PUT and DELETE requests retry connection errors, timeouts, resets, 5xx and 429 with
+    exponential backoff, honouring ``Retry-After``. A POST is sent again only when the server cannot
+    have acted on it (connection never made, 429, 503, or a 5xx with ``Retry-After``). When an
+    execute request fails after it may have reached the server (500, 502, 504, a reset or a
+    timeout), :meth:`execute_process` reconciles with the server's job list before anything else:
+    it adopts the job the lost request created, resends only when no such job exists, and raises
+    :class:`~airflow_provider_ogc.exceptions.OGCAmbiguousSubmissionError` when it cannot tell,
+    so a job is never submitted twice by one hook. Credentials are sent to the connection's own
     origin only.
 
     :param ogc_conn_id: the Airflow connection of type ``ogc_processes``.
@@ -145,6 +188,9 @@ class OGCProcessesHook(BaseHook):
         settings = ConnectionSettings.from_connection(conn)
         if settings.secret:
             mask_secret(settings.secret)
+        if settings.auth_type == "basic" and settings.secret:
+            # The header carries base64(login:password), which the masker cannot derive by itself.
+            mask_secret(base64.b64encode(f"{settings.login}:{settings.secret}".encode()).decode())
         for name, value in settings.headers.items():
             if SENSITIVE_HEADER.search(name):
                 mask_secret(value)
@@ -220,7 +266,7 @@ class OGCProcessesHook(BaseHook):
             self.log.warning(
                 "Attempt %d failed (%s); retrying in %.1f s",
                 state.attempt_number,
-                error,
+                _describe(error),
                 state.next_action.sleep if state.next_action else 0.0,
             )
 
@@ -276,7 +322,13 @@ class OGCProcessesHook(BaseHook):
             if target is None:
                 return _raise_for_status(response)
             method, url, kwargs = _follow(method, response, target, kwargs)
-        raise OGCProcessesAPIError(f"Too many redirects from {method} {url}", method=method, url=url)
+        # The same request would loop again: an unusable answer, not a transient failure.
+        raise OGCInvalidResponseError(
+            f"Too many redirects ({MAX_REDIRECTS + 1}) from {method} {url} (a redirect loop?)",
+            title="Redirect loop",
+            method=method,
+            url=url,
+        )
 
     async def arequest(
         self,
@@ -312,7 +364,13 @@ class OGCProcessesHook(BaseHook):
             if target is None:
                 return _raise_for_status(response)
             method, url, kwargs = _follow(method, response, target, kwargs)
-        raise OGCProcessesAPIError(f"Too many redirects from {method} {url}", method=method, url=url)
+        # The same request would loop again: an unusable answer, not a transient failure.
+        raise OGCInvalidResponseError(
+            f"Too many redirects ({MAX_REDIRECTS + 1}) from {method} {url} (a redirect loop?)",
+            title="Redirect loop",
+            method=method,
+            url=url,
+        )
 
     def _get_json(self, target: str, *, params: Mapping[str, Any] | None = None, accept: str = JSON) -> Any:
         return decode_json(self.request("GET", target, params=params, accept=accept))
@@ -385,6 +443,8 @@ class OGCProcessesHook(BaseHook):
         response: str | None = None,
         mode: str = "async",
         subscriber: Mapping[str, str] | None = None,
+        *,
+        reconcile: bool = True,
     ) -> Execution:
         """
         ``POST /processes/{processId}/execution``: create a job.
@@ -393,8 +453,38 @@ class OGCProcessesHook(BaseHook):
         synchronously on any other value) and understands every answer servers give: 201 with a
         ``Location`` and an empty body (pygeoapi), 201 with a statusInfo and a ``monitor`` link
         (ZOO-Project-DRU), 201 with a statusInfo and no ``Location`` (wraptile), and 200 with the
-        results (synchronous servers). The request is never retried once it may have reached the
-        server, so a job is never submitted twice.
+        results (synchronous servers).
+
+        **Failures and resubmission.** The request is sent at most ``max_retries + 1`` times:
+
+        * When the server cannot have acted on it (the connection was never made; 429, 503, 408,
+          425, or a 5xx with ``Retry-After``), it is sent again after the backoff or
+          the ``Retry-After`` wait.
+        * When it may have been acted on (500, 502, 504; a reset, a read timeout or a connection
+          closed after the request was sent), the hook waits the same backoff (so a slow server can
+          finish creating the job), then **reconciles**: it reads the whole job list
+          (``GET /jobs?processID=...``, following ``next`` links; servers that ignore the filter
+          are filtered here) and looks at the jobs of ``process_id`` that no submission of this
+          process already owns, created since the request was first sent, in the server's time
+          (bounds of its clock's offset come from the job list pages' ``Date`` headers, with
+          :data:`CLOCK_SLACK` seconds of slack; ``Date`` has a one-second resolution, so jobs
+          created up to about a second before the request count as created since). Exactly one
+          created while the request was in flight (up to its failure) and none since: it is
+          **adopted** (the response to the submission was lost) and returned. None at all: the
+          request is sent again. Anything else (several; one created after the failure, which
+          may be a slow server's or another client's; a job whose process or creation time the
+          list does not give): no resend,
+          :class:`~airflow_provider_ogc.exceptions.OGCAmbiguousSubmissionError` names them.
+          No readable job list (404, 405, an error): no resend,
+          :class:`~airflow_provider_ogc.exceptions.OGCSubmissionUncertainError` says the job may
+          or may not exist and why.
+        * Anything else (4xx, an invalid answer) is raised at once.
+
+        Limits: a job list does not say who submitted a job. If this request created no job but
+        another client created one of the same process while this request was in flight, or up
+        to about a second before (the resolution of ``Date``), that job is adopted as this
+        request's. A server that creates the job later than the backoff wait after failing the
+        request can still be sent a second request.
 
         :param process_id: the process to run.
         :param inputs: the execute request's ``inputs``.
@@ -402,7 +492,12 @@ class OGCProcessesHook(BaseHook):
         :param response: ``document`` or ``raw`` (OGC 1.0 servers), if any.
         :param mode: ``async`` (ask for a job), ``sync`` (ask for the results) or ``auto`` (no preference).
         :param subscriber: callback URLs (``successUri``, ``failedUri``, ``inProgressUri``).
-        :return: the job (``job_id``, ``job_url``, ``status``) or the synchronous results.
+        :param reconcile: reconcile with the job list after an ambiguous failure (the default);
+            ``False`` raises that failure as it is, without resending.
+        :return: the job (``job_id``, ``job_url``, ``status``) or the synchronous results. An
+            adopted job comes back as an asynchronous job with the status the job list gave.
+        :raises OGCAmbiguousSubmissionError: several jobs may be this submission's.
+        :raises OGCSubmissionUncertainError: the job list could not be read to tell.
         """
         if mode not in EXECUTION_MODES:
             raise ValueError(f"mode must be one of {', '.join(EXECUTION_MODES)}, got {mode!r}")
@@ -416,13 +511,191 @@ class OGCProcessesHook(BaseHook):
         headers = (
             {"Prefer": "respond-async"} if mode == "async" else {"Prefer": "wait"} if mode == "sync" else {}
         )
-        reply = self.request(
-            "POST", f"{_process_path(process_id)}/execution", json_body=body, headers=headers
-        )
-        execution = self._parse_execution(reply)
+        path = f"{_process_path(process_id)}/execution"
+        kwargs = _request_kwargs(None, body, None, headers, JSON)
+        execution = self._submit(process_id, self._target(path), kwargs, reconcile=reconcile)
         if execution.job_id:
+            _claim(self.settings.base_url, execution.job_id)
             self.log.info("Submitted %s: job %s (%s)", process_id, execution.job_id, execution.job_url)
         return execution
+
+    def _submit(self, process_id: str, url: str, kwargs: dict[str, Any], *, reconcile: bool) -> Execution:
+        """Send the execute request under the rules of :meth:`execute_process`."""
+        settings = self.settings
+        client = self.get_conn()
+        attempts = settings.max_retries + 1
+        first_sent: float | None = None
+        for attempt in range(1, attempts + 1):
+            if first_sent is None:
+                first_sent = time.time()
+            try:
+                reply = self._send_following_redirects(client, "POST", url, kwargs)
+            except Exception as err:
+                failed_at = time.time()
+                kind = submission_failure_kind(err)
+                if kind == PERMANENT or (kind == AMBIGUOUS and not reconcile):
+                    raise
+                last = attempt == attempts
+                if kind == SAFE and last:
+                    raise
+                delay = self._retry_delay(err, attempt)
+                if kind == SAFE:
+                    self.log.warning(
+                        "Submitting %s failed before the server acted on it (%s); sending it again in %.1f s",
+                        process_id,
+                        _describe(err),
+                        delay,
+                    )
+                    time.sleep(delay)
+                    continue
+                self.log.warning(
+                    "Submitting %s failed after the request may have reached the server (%s); "
+                    "checking the job list in %.1f s before sending it again",
+                    process_id,
+                    _describe(err),
+                    delay,
+                )
+                time.sleep(delay)
+                adopted = self._reconcile_submission(process_id, url, (first_sent, failed_at), err)
+                if adopted is not None:
+                    return adopted
+                if last:
+                    self.log.warning(
+                        "No job of %s was created by the failed request; giving up after %d attempts",
+                        process_id,
+                        attempts,
+                    )
+                    raise
+                self.log.warning(
+                    "No job of %s was created by the failed request; sending it again", process_id
+                )
+                continue
+            return self._parse_execution(reply)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_delay(self, error: BaseException, attempt: int) -> float:
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return float(min(retry_after, RETRY_AFTER_CAP))
+        settings = self.settings
+        return backoff_seconds(attempt, settings.retry_wait_min, settings.retry_wait_max)
+
+    def _reconcile_submission(
+        self, process_id: str, url: str, in_flight: tuple[float, float], cause: BaseException
+    ) -> Execution | None:
+        """
+        After an ambiguous failure of an execute request: the job it created (adopted), or ``None``
+        if it created none; raises when that cannot be told.
+
+        :param in_flight: when the request was first sent and when it last failed (our clock).
+        """
+        base_url = self.settings.base_url
+        jobs_url = self.settings.url("jobs")
+        try:
+            jobs, offset = self._list_jobs_raw(process_id)
+        except (OGCProcessesAPIError, httpx.HTTPError) as err:
+            status = getattr(err, "http_status", None)
+            why = (
+                f"the server has no job list to check (HTTP {status} from GET {jobs_url})"
+                if status in (404, 405, 501)
+                else f"its job list could not be read ({_describe(err)})"
+            )
+            raise OGCSubmissionUncertainError(
+                f"The request to execute {process_id!r} may or may not have created a job on "
+                f"{base_url}: it failed after it may have reached the server ({_describe(cause)}), "
+                f"and {why}. It was not sent again, so that no duplicate job is created; check the "
+                "server's jobs before running it again.",
+                process_id=process_id,
+                cause=cause,
+                url=url,
+            ) from cause
+        if offset is None:
+            self.log.info(
+                "The job list of %s has no Date header; assuming the server's clock is ours", base_url
+            )
+        low, high = offset or (-1.0, 1.0)
+        # From the earliest the server's clock can have read when we sent the request...
+        window_start = in_flight[0] + low - CLOCK_SLACK
+        # ...to the latest it can have read when we saw the failure: our job was created before
+        # the server answered; one created later is a slow server's or another client's.
+        window_end = in_flight[1] + high + CLOCK_SLACK
+        candidates: list[dict[str, Any]] = []
+        after_failure: list[str] = []
+        unknown: list[str] = []
+        for raw in jobs:
+            job_id = _raw_job_id(raw)
+            if job_id is None or _is_claimed(base_url, job_id):
+                continue
+            owner = raw.get("processID", raw.get("processId", raw.get("process_id")))
+            if owner is not None and str(owner) != process_id:
+                continue
+            created = parse_timestamp(raw.get("created"))
+            if created is None:
+                # created <= started <= updated/finished: any of them before the window excludes the job.
+                later = [parse_timestamp(raw.get(k)) for k in ("started", "updated", "finished")]
+                if any(t is not None and t < window_start for t in later):
+                    continue
+                unknown.append(job_id)
+                continue
+            if created < window_start:
+                continue
+            if owner is None:
+                unknown.append(job_id)
+            elif created > window_end:
+                after_failure.append(job_id)
+            else:
+                candidates.append(raw)
+        unknown += after_failure
+        if len(candidates) == 1 and not unknown:
+            raw = candidates[0]
+            job_id = str(_raw_job_id(raw))
+            job_url = self.settings.url(_job_path(job_id))
+            try:
+                status = StatusInfo.from_dict(raw, job_url=job_url, job_id=job_id)
+            except OGCInvalidResponseError:
+                status = StatusInfo(job_id=job_id, status=JobStatus.ACCEPTED, job_url=job_url)
+            _claim(base_url, job_id)
+            self.log.warning(
+                "Adopted job %s: the response to the submission was lost (%s); the server's job list "
+                "shows this one job of %s created since the request was sent",
+                job_id,
+                _describe(cause),
+                process_id,
+            )
+            return Execution(job_id=job_id, job_url=job_url, status=status)
+        if not candidates and not unknown:
+            return None
+        ids = [str(_raw_job_id(raw)) for raw in candidates] + unknown
+        urls = [self.settings.url(_job_path(job_id)) for job_id in ids]
+        what = (
+            f"{len(ids)} job(s) of {process_id!r} created since it was first sent, "
+            f"{len(after_failure)} of them after the request failed"
+            if len(unknown) == len(after_failure)
+            else f"{len(ids)} jobs that may be of {process_id!r} and created since it was first sent "
+            "(the list does not give the process or the creation time of some)"
+        )
+        raise OGCAmbiguousSubmissionError(
+            f"The request to execute {process_id!r} on {base_url} failed after it may have reached "
+            f"the server ({_describe(cause)}), and the server's job list shows {what} that this "
+            f"process did not submit: {', '.join(urls)}. Any of them may be this request's job or "
+            "another client's, so none was adopted and nothing was resubmitted; check them (and "
+            "dismiss any duplicate) before running it again.",
+            process_id=process_id,
+            cause=cause,
+            candidates=urls,
+            url=url,
+        ) from cause
+
+    def _list_jobs_raw(self, process_id: str) -> tuple[list[Any], tuple[float, float] | None]:
+        """
+        The whole job list (raw documents) and bounds of the server's clock offset from the pages'
+        ``Date``. Asks for ``processID`` (and large pages); servers that ignore it list every job.
+        """
+        replies: list[tuple[httpx.Response, float]] = []
+        params = {"processID": process_id, "limit": 100}
+        jobs = list(self._paginate("jobs", "jobs", params, max_pages=MAX_RECONCILE_PAGES, replies=replies))
+        offset = server_clock_bounds(replies)
+        return jobs, offset
 
     def _parse_execution(self, reply: httpx.Response) -> Execution:
         body = decode_json(reply)
@@ -594,13 +867,30 @@ class OGCProcessesHook(BaseHook):
 
     # ------------------------------------------------------------------ helpers
 
-    def _paginate(self, path: str, key: str, params: Mapping[str, Any] | None) -> Iterator[Any]:
+    def _paginate(
+        self,
+        path: str,
+        key: str,
+        params: Mapping[str, Any] | None,
+        *,
+        max_pages: int = MAX_PAGES,
+        replies: list[tuple[httpx.Response, float]] | None = None,
+    ) -> Iterator[Any]:
+        """
+        Items of a paged list, following ``next`` links.
+
+        :param max_pages: pages to read at most; with ``replies`` given, a list longer than that
+            raises instead of being cut short.
+        :param replies: collects each page's response and its arrival time (epoch seconds).
+        """
         target: str | None = path
         seen: set[str] = set()
-        for _ in range(MAX_PAGES):
+        for _ in range(max_pages):
             if target is None:
                 return
             reply = self.request("GET", target, params=params)
+            if replies is not None:
+                replies.append((reply, time.time()))
             body = _expect_object(decode_json(reply), f"{key} list")
             items = body.get(key)
             if not isinstance(items, list):
@@ -614,6 +904,11 @@ class OGCProcessesHook(BaseHook):
             if target in seen or not items:
                 return
             params = None  # the next link carries the query
+        if target is not None and replies is not None:
+            raise OGCInvalidResponseError(
+                f"The {key} list has more than {max_pages} pages; stopped at {target}",
+                title="List too long",
+            )
 
     def test_connection(self) -> tuple[bool, str]:
         """Read the landing page and conformance; say what the server supports."""
@@ -685,6 +980,20 @@ def _follow(
         kwargs = {k: v for k, v in kwargs.items() if k != "content"}
         kwargs["headers"] = {k: v for k, v in kwargs["headers"].items() if k.lower() != "content-type"}
     return new_method, str(target), {**kwargs, "params": None}
+
+
+def _describe(error: BaseException | None) -> str:
+    """An error for a log line: transport errors often have an empty or terse message."""
+    if error is None or isinstance(error, OGCProcessesError):
+        return str(error)
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _raw_job_id(raw: Any) -> str | None:
+    if not isinstance(raw, dict):
+        return None
+    value = raw.get("jobID", raw.get("jobId", raw.get("job_id", raw.get("id"))))
+    return None if value is None or isinstance(value, (dict, list, bool)) else str(value)
 
 
 def _raise_for_status(response: httpx.Response) -> httpx.Response:

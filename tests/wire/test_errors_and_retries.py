@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import socket
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
-from airflow_provider_ogc.exceptions import OGCInvalidResponseError, OGCProcessesAPIError
+from airflow_provider_ogc.exceptions import (
+    OGCAmbiguousSubmissionError,
+    OGCInvalidResponseError,
+    OGCProcessesAPIError,
+    OGCSubmissionUncertainError,
+)
+from airflow_provider_ogc.models import JobStatus
 from tests.support.replay_server import ReplayServer, Reply
 
 JOB = "/ogc/jobs/j1"
 RUNNING = {"jobID": "j1", "status": "running"}
 EXEC = "/ogc/processes/p/execution"
+JOBS = "/ogc/jobs"
 
 OGC_404 = {
     "type": "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-job",
@@ -108,13 +116,226 @@ def test_get_gives_up_after_max_retries(replay: ReplayServer, hook_for: Any) -> 
 
 
 @pytest.mark.parametrize("reply", [Reply(500, {"title": "boom"}), Reply(502, HTML_502), Reply(reset=True)])
-def test_execute_is_never_retried_once_it_may_have_reached_the_server(
+def test_ambiguous_execute_failure_without_a_job_list_is_never_resent(
     replay: ReplayServer, hook_for: Any, reply: Reply
 ) -> None:
+    # The replay server has no GET /ogc/jobs (404): whether a job was created cannot be checked.
     replay.route("POST", EXEC, reply, Reply(201, None, headers={"Location": "{base}/ogc/jobs/dup"}))
-    with pytest.raises(Exception):  # noqa: B017 - an HTTP error or a transport error, either way no retry
+    with pytest.raises(OGCSubmissionUncertainError) as caught:
         hook_for(f"{replay.url}/ogc").execute_process("p", {})
+    message = str(caught.value)
+    assert "may or may not have created a job" in message and "not sent again" in message
+    assert f"HTTP 404 from GET {replay.url}/ogc/jobs" in message, "the cause: no job list"
+    assert caught.value.http_status is None and not caught.value.is_transient
+    assert caught.value.cause is not None and caught.value.process_id == "p"
     assert len(replay.hits("POST", EXEC)) == 1, "a second POST could create a duplicate job"
+    assert len(replay.hits("GET", JOBS)) == 1, "the job list was consulted before giving up"
+
+
+def test_ambiguous_execute_failure_with_reconcile_off_is_raised_as_it_is(
+    replay: ReplayServer, hook_for: Any
+) -> None:
+    replay.route(
+        "POST", EXEC, Reply(502, HTML_502), Reply(201, None, headers={"Location": "{base}/ogc/jobs/dup"})
+    )
+    with pytest.raises(OGCProcessesAPIError, match="HTTP 502") as caught:
+        hook_for(f"{replay.url}/ogc").execute_process("p", {}, reconcile=False)
+    assert not isinstance(caught.value, OGCSubmissionUncertainError)
+    assert len(replay.hits("POST", EXEC)) == 1 and not replay.hits("GET", JOBS)
+
+
+def _job(job_id: str, process_id: str | None, created: float | None, **more: Any) -> dict[str, Any]:
+    """A job as pygeoapi lists it (§6 of WIRE.md), created at ``created`` (epoch seconds)."""
+    job: dict[str, Any] = {"type": "process", "jobID": job_id, "status": "accepted", "progress": 5, **more}
+    if process_id is not None:
+        job["processID"] = process_id
+    if created is not None:
+        job["created"] = _iso(created)
+    return job
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _pages(*pages: list[dict[str, Any]]) -> list[Reply]:
+    """pygeoapi's paging: ``next`` links with an offset, 10 per page."""
+    replies = []
+    for number, jobs in enumerate(pages):
+        links = [{"href": "{base}/ogc/jobs?f=json", "rel": "self", "type": "application/json"}]
+        if number + 1 < len(pages):
+            links.append(
+                {
+                    "href": f"{{base}}/ogc/jobs?offset={10 * (number + 1)}",
+                    "rel": "next",
+                    "type": "application/json",
+                }
+            )
+        replies.append(Reply(200, {"jobs": jobs, "links": links}))
+    return replies
+
+
+def test_lost_execute_response_adopts_the_job_it_created(
+    replay: ReplayServer, hook_for: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = time.time()
+    replay.route(
+        "POST", EXEC, Reply(reset=True), Reply(201, None, headers={"Location": "{base}/ogc/jobs/dup"})
+    )
+    # The new job is on the last page, as on pygeoapi; an older job of p and a new one of q are not it.
+    old = [_job(f"old{i}", "p", now - 3600 + i) for i in range(10)]
+    replay.route("GET", JOBS, *_pages(old, [_job("q1", "q", now + 1), _job("lost", "p", now)]))
+    caplog.set_level("INFO")
+
+    execution = hook_for(f"{replay.url}/ogc").execute_process("p", {"x": 1})
+
+    assert execution.job_id == "lost" and execution.job_url == f"{replay.url}/ogc/jobs/lost"
+    assert execution.status is not None and execution.status.status is JobStatus.ACCEPTED
+    assert not execution.synchronous
+    assert len(replay.hits("POST", EXEC)) == 1, "adopted, not resent"
+    listed = replay.hits("GET", JOBS)
+    assert len(listed) == 2 and listed[0].query["processID"] == ["p"], "both pages read, filter asked for"
+    logs = caplog.text + capsys.readouterr().out
+    assert "Adopted job lost: the response to the submission was lost" in logs
+
+
+def test_no_job_created_means_the_execute_request_is_sent_once_more(
+    replay: ReplayServer, hook_for: Any
+) -> None:
+    now = time.time()
+    replay.route(
+        "POST", EXEC, Reply(502, HTML_502), Reply(201, None, headers={"Location": "{base}/ogc/jobs/j2"})
+    )
+    replay.route("GET", JOBS, *_pages([_job("old", "p", now - 3600), _job("q1", "q", now + 1)]))
+
+    execution = hook_for(f"{replay.url}/ogc").execute_process("p", {"x": 1})
+
+    assert execution.job_id == "j2"
+    posts = replay.hits("POST", EXEC)
+    assert len(posts) == 2 and posts[0].body == posts[1].body, "the same request, sent once more"
+    assert len(replay.hits("GET", JOBS)) == 1
+
+
+def test_two_candidate_jobs_raise_the_ambiguous_error_and_nothing_is_resent(
+    replay: ReplayServer, hook_for: Any
+) -> None:
+    now = time.time()
+    replay.route(
+        "POST",
+        EXEC,
+        Reply(504, {"title": "Gateway Timeout"}),
+        Reply(201, None, headers={"Location": "{base}/ogc/jobs/dup"}),
+    )
+    replay.route("GET", JOBS, *_pages([_job("a", "p", now), _job("b", "p", now), _job("old", "p", now - 60)]))
+
+    with pytest.raises(OGCAmbiguousSubmissionError) as caught:
+        hook_for(f"{replay.url}/ogc").execute_process("p", {})
+
+    err = caught.value
+    assert err.candidates == [f"{replay.url}/ogc/jobs/a", f"{replay.url}/ogc/jobs/b"]
+    assert all(url in str(err) for url in err.candidates) and "/ogc/jobs/old" not in str(err)
+    assert "nothing was resubmitted" in str(err) and "HTTP 504" in str(err)
+    assert isinstance(err, OGCSubmissionUncertainError) and not err.is_transient
+    assert len(replay.hits("POST", EXEC)) == 1
+
+
+def test_a_job_created_after_the_failure_is_not_adopted_and_nothing_is_resent(
+    replay: ReplayServer, hook_for: Any
+) -> None:
+    # Ours would have been created before the server answered; a later one may be another client's.
+    now = time.time()
+    replay.route(
+        "POST", EXEC, Reply(502, HTML_502), Reply(201, None, headers={"Location": "{base}/ogc/jobs/x"})
+    )
+    replay.route("GET", JOBS, *_pages([_job("late", "p", now + 30)]))
+    with pytest.raises(OGCAmbiguousSubmissionError, match="1 of them after the request failed") as caught:
+        hook_for(f"{replay.url}/ogc").execute_process("p", {})
+    assert caught.value.candidates == [f"{replay.url}/ogc/jobs/late"]
+    assert len(replay.hits("POST", EXEC)) == 1
+
+
+def test_jobs_without_process_or_creation_time_are_never_adopted(replay: ReplayServer, hook_for: Any) -> None:
+    now = time.time()
+    replay.route("POST", EXEC, Reply(reset=True))
+    # One job of p, and one the list says nothing about: it might be ours just as well.
+    replay.route("GET", JOBS, *_pages([_job("mine?", "p", now), _job("anon", None, None)]))
+    with pytest.raises(
+        OGCAmbiguousSubmissionError, match="does not give the process or the creation time"
+    ) as caught:
+        hook_for(f"{replay.url}/ogc").execute_process("p", {})
+    assert [url.rsplit("/", 1)[-1] for url in caught.value.candidates] == ["mine%3F", "anon"]
+    assert len(replay.hits("POST", EXEC)) == 1
+
+
+def test_jobs_this_process_submitted_are_not_adopted(replay: ReplayServer, hook_for: Any) -> None:
+    now = time.time()
+    replay.route(
+        "POST",
+        EXEC,
+        Reply(201, None, headers={"Location": "{base}/ogc/jobs/first"}),
+        Reply(reset=True),
+    )
+    replay.route("GET", JOBS, *_pages([_job("first", "p", now), _job("second", "p", now)]))
+    hook = hook_for(f"{replay.url}/ogc")
+    assert hook.execute_process("p", {"n": 1}).job_id == "first"
+    # "first" is in the window too, but it belongs to the submission above.
+    assert hook_for(f"{replay.url}/ogc").execute_process("p", {"n": 2}).job_id == "second"
+    assert len(replay.hits("POST", EXEC)) == 2
+
+
+class _SkewedReplay(ReplayServer):
+    """A replay server whose clock (``Date`` and the jobs it lists) runs ``skew`` seconds off ours."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
+        super().__init__()
+
+    def _handler_class(self) -> Any:
+        handler = super()._handler_class()
+        skew = self.skew
+
+        class Skewed(handler):  # type: ignore[misc, valid-type]
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return str(super().date_time_string((timestamp or time.time()) + skew))
+
+        return Skewed
+
+
+@pytest.mark.parametrize("skew", [-3600.0, 3600.0])
+def test_the_window_is_taken_in_the_servers_time(hook_for: Any, skew: float) -> None:
+    server = _SkewedReplay(skew).start()
+    try:
+        now = time.time() + skew  # the server's clock
+        server.route(
+            "POST", EXEC, Reply(502, HTML_502), Reply(201, None, headers={"Location": "{base}/ogc/jobs/j2"})
+        )
+        # In our time the lost job looks an hour old (or an hour ahead), and the old one recent.
+        server.route("GET", JOBS, *_pages([_job("lost", "p", now), _job("old", "p", now - 600)]))
+        assert hook_for(f"{server.url}/ogc").execute_process("p", {}).job_id == "lost"
+        assert len(server.hits("POST", EXEC)) == 1
+    finally:
+        server.stop()
+
+
+def test_503_and_retry_after_resend_without_reconciling(replay: ReplayServer, hook_for: Any) -> None:
+    replay.route(
+        "POST",
+        EXEC,
+        Reply(503, {"title": "Service Unavailable"}),
+        Reply(500, {"title": "busy"}, headers={"Retry-After": "0"}),
+        Reply(201, None, headers={"Location": "{base}/ogc/jobs/j3"}),
+    )
+    assert hook_for(f"{replay.url}/ogc").execute_process("p", {}).job_id == "j3"
+    assert len(replay.hits("POST", EXEC)) == 3 and not replay.hits("GET", JOBS)
+
+
+def test_execute_attempts_are_bounded_by_max_retries(replay: ReplayServer, hook_for: Any) -> None:
+    replay.route("POST", EXEC, Reply(502, HTML_502))
+    replay.route("GET", JOBS, *_pages([]))
+    with pytest.raises(OGCProcessesAPIError, match="HTTP 502"):
+        hook_for(f"{replay.url}/ogc", extra={"max_retries": 2}).execute_process("p", {})
+    assert len(replay.hits("POST", EXEC)) == 3
+    assert len(replay.hits("GET", JOBS)) == 3, "checked after each attempt, the last one too"
 
 
 def test_execute_is_retried_after_429(replay: ReplayServer, hook_for: Any) -> None:
