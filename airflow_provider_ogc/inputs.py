@@ -7,6 +7,7 @@ process description is JSON Schema, checked with :mod:`jsonschema`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,67 @@ class InvalidInputsError(OGCProcessesError):
         self.problems = problems
         listed = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"Invalid inputs for process {process_id!r}:\n{listed}")
+
+
+def json_inputs(process_id: str, inputs: Any) -> dict[str, Any] | None:
+    """
+    The inputs as plain JSON, or an error naming every value that has no JSON form.
+
+    Templating can hand the operator Python objects instead of JSON: a dict rendered as text, a
+    set, a datetime, ``NaN``. ``json.dumps`` would fail deep in the HTTP layer (or, for ``NaN``,
+    send JSON the server cannot parse), so they are named here, before anything is sent. Tuples
+    become lists, as ``json.dumps`` would send them, so validation sees what the server will see.
+
+    :param process_id: the process, for the error message.
+    :param inputs: the execute request's inputs.
+    :raises InvalidInputsError: ``inputs`` is not a mapping, or holds values with no JSON form.
+    """
+    if inputs is None:
+        return None
+    if not isinstance(inputs, Mapping):
+        hint = (
+            " (a template rendered as text? give the operator a dict, or render templates as native "
+            "objects with render_template_as_native_obj=True)"
+            if isinstance(inputs, str)
+            else ""
+        )
+        raise InvalidInputsError(
+            process_id, [f"inputs must be a JSON object, got {type(inputs).__name__} {inputs!r:.80}{hint}"]
+        )
+    problems: list[str] = []
+    plain = {}
+    for name, value in inputs.items():
+        if not isinstance(name, str):
+            problems.append(f"input name {name!r} is a {type(name).__name__}, not a string")
+            continue
+        plain[name] = _plain_json(value, repr(name), problems)
+    if problems:
+        raise InvalidInputsError(process_id, problems)
+    return plain
+
+
+def _plain_json(value: Any, where: str, problems: list[str]) -> Any:
+    """``value`` as JSON (tuples as lists); every value without a JSON form is added to ``problems``."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            problems.append(f"{where} is {value!r}, which JSON cannot represent")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        plain = {}
+        for key, v in value.items():
+            if not isinstance(key, str):
+                problems.append(f"{where} has the key {key!r}, a {type(key).__name__}, not a string")
+                continue
+            plain[key] = _plain_json(v, f"{where}[{key!r}]", problems)
+        return plain
+    kind = type(value).__name__
+    hint = " (use a list)" if isinstance(value, (set, frozenset)) else ""
+    problems.append(f"{where} is a {kind} ({value!r:.60}), which has no JSON form{hint}")
+    return None
 
 
 def validate_inputs(description: Mapping[str, Any], inputs: Mapping[str, Any] | None) -> None:

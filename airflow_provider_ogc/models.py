@@ -33,8 +33,13 @@ class JobStatus(str, Enum):
         return self in (JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.DISMISSED)
 
     @classmethod
-    def parse(cls, value: Any) -> JobStatus:
-        """Parse a status value case-insensitively; anything else is a clear error."""
+    def parse(cls, value: Any, where: str = "in the server's statusInfo") -> JobStatus:
+        """
+        Parse a status value case-insensitively; anything else is a clear error.
+
+        :param value: the ``status`` member.
+        :param where: where the value was found, for the error message.
+        """
         if isinstance(value, str):
             try:
                 return cls(value.strip().lower())
@@ -42,7 +47,7 @@ class JobStatus(str, Enum):
                 pass
         allowed = ", ".join(s.value for s in cls)
         raise OGCInvalidResponseError(
-            f"Unknown job status {value!r} in the server's statusInfo (expected one of: {allowed})",
+            f"Unknown job status {value!r} {where} (expected one of: {allowed})",
             title="Unknown job status",
         )
 
@@ -130,22 +135,31 @@ class StatusInfo:
         :param job_url: the URL it was read from, kept as the job's URL.
         :param job_id: the job id the caller expects, used when the body omits it.
         """
+        source = f" from {job_url}" if job_url else ""
         if not isinstance(data, dict):
+            got = "an empty body" if data is None else f"a JSON {_json_kind(data)}"
             raise OGCInvalidResponseError(
-                f"Expected a statusInfo JSON object, got {type(data).__name__}", title="Invalid statusInfo"
+                f"Expected a statusInfo JSON object{source}, got {got}",
+                title="Invalid statusInfo",
+                url=job_url,
             )
         raw_id = data.get("jobID", data.get("jobId", data.get("job_id", data.get("id", job_id))))
         if raw_id is None or isinstance(raw_id, (dict, list, bool)):
             raise OGCInvalidResponseError(
-                "The server's statusInfo has no job id (jobID)", title="Invalid statusInfo"
+                f"The server's statusInfo{source} has no job id (jobID); it has: {_keys(data)}",
+                title="Invalid statusInfo",
+                url=job_url,
             )
         if "status" not in data:
             raise OGCInvalidResponseError(
-                f"The server's statusInfo for job {raw_id} has no status", title="Invalid statusInfo"
+                f"The server's statusInfo for job {raw_id}{source} has no status; it has: {_keys(data)}",
+                title="Invalid statusInfo",
+                url=job_url,
             )
         return cls(
             job_id=str(raw_id),
-            status=JobStatus.parse(data.get("status")),
+            # The job is named: a bare value is hard to place in a log of many jobs.
+            status=JobStatus.parse(data.get("status"), f"in the statusInfo of job {raw_id}{source}"),
             job_url=job_url,
             process_id=_optional_str(data.get("processID", data.get("processId", data.get("process_id")))),
             message=_optional_str(data.get("message")),
@@ -227,6 +241,21 @@ class DeployedProcess:
     process_id: str
     location: str | None = None
     summary: dict[str, Any] | None = None
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return f"string {value[:60]!r}"
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def _keys(data: dict[str, Any]) -> str:
+    return ", ".join(sorted(map(str, data))[:12]) or "no members"
 
 
 def _optional_str(value: Any) -> str | None:

@@ -137,6 +137,23 @@ def _is_link(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("href"), str) and _stac_kind(value) is None
 
 
+def _may_be_stac(link: dict[str, Any]) -> bool:
+    """
+    Whether a link may point to a STAC document, judged without fetching it.
+
+    Outputs passed by reference (a GeoTIFF, a zip) are links too: reading one as JSON would
+    download it only to fail. A link is followed when its media type is JSON, or, untyped, when
+    its file name ends in ``.json``/``.geojson`` or has no extension (an API path).
+    """
+    from urllib.parse import urlsplit
+
+    media = link.get("type")
+    if isinstance(media, str) and media.strip():
+        return "json" in media.lower()
+    name = urlsplit(link["href"]).path.rsplit("/", 1)[-1].lower()
+    return "." not in name or name.endswith((".json", ".geojson"))
+
+
 def _items_in(value: Any, read_json: JsonReader | None) -> Iterator[dict[str, Any]]:
     value = _unwrap(value)
     if isinstance(value, list):
@@ -144,9 +161,9 @@ def _items_in(value: Any, read_json: JsonReader | None) -> Iterator[dict[str, An
             yield from _items_in(element, read_json)
         return
     if _is_link(value):
-        if read_json is None:
+        if read_json is None or not _may_be_stac(value):
             return
-        document = read_json(value["href"])
+        document = _read_linked(read_json, value["href"], "the results")
         if _stac_kind(document) is None:
             return
         value = _with_self(document, value["href"])
@@ -161,8 +178,43 @@ def _items_in(value: Any, read_json: JsonReader | None) -> Iterator[dict[str, An
         yield from _walk_catalog(value, read_json)
 
 
+def _read_linked(read_json: JsonReader, href: str, linked_from: str) -> Any:
+    """
+    Read a linked STAC document; a failure says which document, and from where it was linked.
+
+    An HTTP error keeps its type and status (so a 503 stays retryable and a 404 does not); an
+    unreadable S3 object becomes a :class:`StacResultsError`.
+    """
+    from airflow_provider_ogc.exceptions import OGCProcessesAPIError
+    from airflow_provider_ogc.s3 import S3LocationError
+
+    where = f"Cannot read the STAC document {href} linked from {linked_from}"
+    try:
+        return read_json(href)
+    except OGCProcessesAPIError as err:
+        raise type(err)(
+            f"{where}: {err}",
+            http_status=err.http_status,
+            type=err.type,
+            title=err.title,
+            detail=err.detail,
+            method=err.method,
+            url=err.url,
+            retry_after=err.retry_after,
+        ) from err
+    except S3LocationError as err:
+        raise StacResultsError(f"{where}: {err}") from err
+
+
+def _links(document: dict[str, Any]) -> list[dict[str, Any]]:
+    links = document.get("links")
+    return [link for link in links if isinstance(link, dict)] if isinstance(links, list) else []
+
+
 def _with_self(document: dict[str, Any], href: str) -> dict[str, Any]:
-    links = document.setdefault("links", [])
+    links = document.get("links")
+    if not isinstance(links, list):
+        links = document["links"] = []
     if not any(isinstance(link, dict) and link.get("rel") == "self" for link in links):
         links.append({"rel": "self", "href": href, "type": "application/json"})
     return document
@@ -179,13 +231,20 @@ def _walk_catalog(root: dict[str, Any], read_json: JsonReader) -> Iterator[dict[
         seen += 1
         if seen > MAX_CATALOG_DOCUMENTS:
             raise StacResultsError(f"The STAC catalog has more than {MAX_CATALOG_DOCUMENTS} documents")
-        base = next((link["href"] for link in node.get("links", []) if link.get("rel") == "self"), "")
-        for link in node.get("links", []):
+        base = next((str(link["href"]) for link in _links(node) if link.get("rel") == "self"), "")
+        for link in _links(node):
             rel, href = link.get("rel"), link.get("href")
             if rel not in ("item", "child") or not isinstance(href, str):
                 continue
             absolute = _join(base, href, urljoin)
-            document = _with_self(read_json(absolute), absolute)
+            linked_from = f"the STAC {node.get('type', 'catalog')} {base or node.get('id', '')}".rstrip()
+            raw = _read_linked(read_json, absolute, linked_from)
+            if not isinstance(raw, dict):
+                got = "an empty body" if raw is None else f"a JSON {type(raw).__name__}"
+                raise StacResultsError(
+                    f"The STAC {rel} {absolute} linked from {linked_from} is not a JSON object (got {got})"
+                )
+            document = _with_self(raw, absolute)
             if rel == "item":
                 yield document
             else:

@@ -30,25 +30,69 @@ class OGCJobFailedError(AirflowException):
     """The job ended ``failed`` or ``dismissed``, or could not be watched to its end."""
 
 
+class OGCJobFailedPermanentlyError(OGCJobFailedError, AirflowFailException):
+    """
+    The job cannot end well however often the task is retried, so the task fails without retries.
+
+    Raised when someone else dismissed the job on the server, or when watching it hit an error
+    that asking again cannot fix (the job is gone, the credentials are refused, the server's
+    answers are unusable).
+    """
+
+
 @contextmanager
-def fail_fast_on_permanent_errors() -> Iterator[None]:
+def fail_fast_on_permanent_errors(hook: Any = None, job_id: str | None = None) -> Iterator[None]:
     """
     Turn errors that a retry cannot fix into :class:`AirflowFailException` (no task retry).
 
-    4xx answers (but 408/429), invalid inputs and a broken connection fail the task at once; a
-    5xx or a network error stays retryable.
+    4xx answers (but 408/429), answers this client cannot use (HTML or invalid JSON in a success,
+    an unknown status, no job id), invalid inputs, STAC results that cannot be reduced to hrefs
+    and a broken connection fail the task at once; a 5xx or a network error stays retryable.
+
+    :param hook: the hook used, so a 401 or 403 can name its connection.
+    :param job_id: the job whose status was asked, so a 404 says the job is gone.
     """
-    from airflow_provider_ogc.exceptions import OGCConnectionConfigError, OGCProcessesAPIError
+    from airflow_provider_ogc.exceptions import (
+        OGCConnectionConfigError,
+        OGCInvalidResponseError,
+        OGCProcessesAPIError,
+        OGCSubmissionUncertainError,
+    )
     from airflow_provider_ogc.inputs import InvalidInputsError
+    from airflow_provider_ogc.s3 import S3LocationError
+    from airflow_provider_ogc.stac import StacResultsError
+    from airflow_provider_ogc.triggers.ogc_processes import auth_type_of, explain_error
 
     try:
         yield
-    except (InvalidInputsError, OGCConnectionConfigError) as err:
+    except (InvalidInputsError, OGCConnectionConfigError, StacResultsError, S3LocationError) as err:
+        raise AirflowFailException(str(err)) from err
+    except OGCInvalidResponseError as err:  # the same request would get the same unusable answer
+        raise AirflowFailException(str(err)) from err
+    except OGCSubmissionUncertainError as err:  # a retry would resubmit blindly: a possible duplicate
         raise AirflowFailException(str(err)) from err
     except OGCProcessesAPIError as err:
         if err.http_status is not None and 400 <= err.http_status < 500 and not err.is_transient:
-            raise AirflowFailException(str(err)) from err
+            explained = explain_error(err, getattr(hook, "ogc_conn_id", "?"), auth_type_of(hook), job_id)
+            raise AirflowFailException(explained[:1].upper() + explained[1:]) from err
         raise
+
+
+def check_poll_intervals(poll_interval: float, max_poll_interval: float) -> None:
+    """
+    Refuse poll intervals the trigger could not use, when the DAG is parsed rather than in the triggerer.
+
+    :raises ValueError: naming the parameters.
+    """
+    from airflow_provider_ogc.polling import PollSchedule
+
+    try:
+        PollSchedule(poll_interval, max_poll_interval)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "poll_interval and max_poll_interval must satisfy 0 < poll_interval <= max_poll_interval, "
+            f"got {poll_interval!r} and {max_poll_interval!r}"
+        ) from None
 
 
 def _seconds(value: float | timedelta | None) -> float | None:
@@ -115,6 +159,7 @@ class ExecuteProcessOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_poll_intervals(poll_interval, max_poll_interval)
         self.process_id = process_id
         self.inputs = inputs
         self.ogc_conn_id = ogc_conn_id
@@ -144,16 +189,25 @@ class ExecuteProcessOperator(BaseOperator):
     # ------------------------------------------------------------------ execute
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_ogc.inputs import json_inputs
         from airflow_provider_ogc.operators._job_memo import JobMemo
 
+        if not isinstance(self.process_id, str) or not self.process_id.strip():
+            raise AirflowFailException(
+                f"process_id must be a non-empty string, got {self.process_id!r} (did its template render "
+                "nothing?)"
+            )
         memo = JobMemo(context) if self.reattach_on_retry else None
-        with fail_fast_on_permanent_errors():
+        with fail_fast_on_permanent_errors(self.hook):
+            # Python objects from templating (a set, NaN, a dict rendered as text) are named here,
+            # before anything is sent.
+            inputs = json_inputs(self.process_id, self.inputs)
             job = self._reattach(memo) if memo else None
             if job is None:
                 if self.validate_inputs:
-                    self._check_inputs()
+                    self._check_inputs(inputs)
                 execution = self.hook.execute_process(
-                    self.process_id, self.inputs, outputs=self.outputs, response=self.response
+                    self.process_id, inputs, outputs=self.outputs, response=self.response
                 )
                 if execution.synchronous:
                     self.log.info(
@@ -202,7 +256,7 @@ class ExecuteProcessOperator(BaseOperator):
         self.log.info("Reattaching to job %s of an earlier try (%s)", info.job_id, info.status.value)
         return {**job, "status": info.status.value}
 
-    def _check_inputs(self) -> None:
+    def _check_inputs(self, inputs: dict[str, Any] | None) -> None:
         from airflow_provider_ogc.exceptions import OGCProcessesAPIError
         from airflow_provider_ogc.inputs import validate_inputs
 
@@ -214,7 +268,7 @@ class ExecuteProcessOperator(BaseOperator):
                     f"Process {self.process_id!r} does not exist on {self.hook.base_url} ({err})"
                 ) from err
             raise
-        validate_inputs(description, self.inputs)
+        validate_inputs(description, inputs)
 
     def _push_job(self, context: Context, job: dict[str, Any]) -> None:
         self._job_id = job["job_id"]
@@ -275,10 +329,20 @@ class ExecuteProcessOperator(BaseOperator):
         self._finished = True  # nothing left to dismiss
         if memo and status in ("failed", "dismissed"):
             memo.clear()
-        raise OGCJobFailedError(describe_failure(event, self.process_id))
+        message = describe_failure(event, self.process_id)
+        if status == "timeout":
+            limits = [f"timeout {self.timeout:g}s"] if self.timeout else []
+            if self.execution_timeout:
+                limits.append(f"execution_timeout {self.execution_timeout.total_seconds():g}s")
+            if limits:
+                message = f"{message} ({'; '.join(limits)})"
+        if status == "dismissed" or (status == "error" and event.get("permanent")):
+            # Someone cancelled the job on purpose, or a retry would meet the same error.
+            raise OGCJobFailedPermanentlyError(message)
+        raise OGCJobFailedError(message)
 
     def _finish(self, context: Context, job_id: str, memo: Any) -> Any:
-        with fail_fast_on_permanent_errors():
+        with fail_fast_on_permanent_errors(self.hook):
             results = self.hook.get_job_results(job_id)
         value = self._results_to_xcom(context, results)
         self._finished = True
@@ -291,7 +355,7 @@ class ExecuteProcessOperator(BaseOperator):
 
         from airflow_provider_ogc.stac import extract_stac
 
-        with fail_fast_on_permanent_errors():
+        with fail_fast_on_permanent_errors(self.hook):
             stac = extract_stac(results, output=self.stac_output, read_json=self._read_json)
         if stac is not None:
             context["ti"].xcom_push(key=XCOM_ASSET_HREFS, value=stac.asset_hrefs)
@@ -337,7 +401,9 @@ def describe_failure(event: dict[str, Any], process_id: str | None) -> str:
     of_process = f" of process {process_id!r}" if process_id else ""
     message = event.get("message") or "(the server gave no message)"
     if status in ("failed", "dismissed"):
-        text = f"Job {job_id}{of_process} ended {status}: {message}"
+        # A task dismisses its job only when it times out or is killed, which give other events.
+        ended = "was dismissed on the server (not by this task)" if status == "dismissed" else "ended failed"
+        text = f"Job {job_id}{of_process} {ended}: {message}"
         info: StatusInfo | None = StatusInfo.from_plain(event["job"]) if event.get("job") else None
         logs = info.log_links() if info else []
         if logs:

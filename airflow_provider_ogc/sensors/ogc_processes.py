@@ -52,6 +52,9 @@ class JobStatusSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        from airflow_provider_ogc.operators.ogc_processes import check_poll_intervals
+
+        check_poll_intervals(poll_interval, max_poll_interval)
         self.job_id = job_id
         self.ogc_conn_id = ogc_conn_id
         self.deferrable = deferrable
@@ -67,7 +70,12 @@ class JobStatusSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | PokeReturnValue:
         from airflow_provider_ogc.operators.ogc_processes import fail_fast_on_permanent_errors
 
-        with fail_fast_on_permanent_errors():
+        if not isinstance(self.job_id, str) or not self.job_id.strip():
+            raise AirflowFailException(
+                f"job_id must be a non-empty string, got {self.job_id!r} (did its template, e.g. an "
+                "xcom_pull, render nothing?)"
+            )
+        with fail_fast_on_permanent_errors(self.hook, job_id=self.job_id):
             info = self.hook.get_job_status(self.job_id)
         context["ti"].xcom_push(key=XCOM_JOB_URL, value=info.job_url)
         self.log.info(info.describe())

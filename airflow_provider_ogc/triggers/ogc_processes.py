@@ -24,9 +24,11 @@ class OGCJobTrigger(BaseTrigger):
 
     Its arguments are plain JSON and name no secret: the connection is read by id in the triggerer.
     Polling is adaptive (see :class:`~airflow_provider_ogc.polling.PollSchedule`), honours
-    ``Retry-After``, and rides out up to ``max_transient_errors`` consecutive connection errors,
-    5xx and 429 answers. Each change of status, progress or message is logged, so the task log
-    shows the job's progress. All triggers of a triggerer process share one connection pool per server.
+    ``Retry-After`` up to ``max_poll_interval``, and rides out up to ``max_transient_errors``
+    consecutive connection errors, 5xx and 429 answers. Anything else (a 4xx, an unusable answer)
+    ends the watch at once with an ``error`` event marked ``permanent``; the trigger never raises.
+    Each change of status, progress or message is logged, so the task log shows the job's progress.
+    All triggers of a triggerer process share one connection pool per server.
 
     :param job_id: the job to watch.
     :param ogc_conn_id: the ``ogc_processes`` connection.
@@ -95,8 +97,12 @@ class OGCJobTrigger(BaseTrigger):
         from airflow_provider_ogc.hooks._http import is_transient_error
         from airflow_provider_ogc.polling import PollSchedule
 
+        try:
+            schedule = PollSchedule(self.min_poll_interval, self.max_poll_interval, self.poll_ratio)
+        except ValueError as err:  # an event, not a traceback in the triggerer's loop
+            yield self._event(EVENT_ERROR, f"Cannot watch job {self.job_id}: {err}", permanent=True)
+            return
         hook = self._hook()
-        schedule = PollSchedule(self.min_poll_interval, self.max_poll_interval, self.poll_ratio)
         failures = 0
         last_seen = None
         while True:
@@ -110,8 +116,19 @@ class OGCJobTrigger(BaseTrigger):
                 transient = is_transient_error(err)
                 failures += 1
                 if not transient or failures > self.max_transient_errors:
-                    why = f"{failures} consecutive transient errors" if transient else "permanent error"
-                    yield self._event(EVENT_ERROR, f"Polling job {self.job_id} failed ({why}): {err}")
+                    why = (
+                        "permanent error"
+                        if not transient
+                        else f"{failures} consecutive transient errors"
+                        if failures > 1
+                        else "transient error, max_transient_errors=0"
+                    )
+                    explained = explain_error(err, self.ogc_conn_id, auth_type_of(hook), job_id=self.job_id)
+                    yield self._event(
+                        EVENT_ERROR,
+                        f"Polling job {self.job_id} failed ({why}): {explained}",
+                        permanent=not transient,
+                    )
                     return
                 self.log.warning(
                     "Polling job %s failed (%d in a row), retrying: %s", self.job_id, failures, err
@@ -127,13 +144,30 @@ class OGCJobTrigger(BaseTrigger):
                     return
             delay = schedule.next_interval(time.time() - self.submitted_at)
             if wait is not None:
-                delay = max(delay, wait)
+                # Honour Retry-After, but never beyond our own ceiling: a server asking for a day
+                # (or a malformed huge value) must not park the trigger past every poll.
+                delay = max(delay, min(wait, self.max_poll_interval))
             if self.deadline is not None:
                 delay = max(0.0, min(delay, self.deadline - time.time()))
             await asyncio.sleep(delay)
 
-    def _event(self, status: str, message: str | None, job: dict[str, Any] | None = None) -> TriggerEvent:
-        return TriggerEvent({"status": status, "job_id": self.job_id, "message": message, "job": job})
+    def _event(
+        self,
+        status: str,
+        message: str | None,
+        job: dict[str, Any] | None = None,
+        permanent: bool = False,
+    ) -> TriggerEvent:
+        """
+        The trigger's one event.
+
+        :param permanent: for an error: a task retry cannot fix it (a 4xx, an unusable answer),
+            so the task fails without retries.
+        """
+        payload: dict[str, Any] = {"status": status, "job_id": self.job_id, "message": message, "job": job}
+        if status == EVENT_ERROR:
+            payload["permanent"] = permanent
+        return TriggerEvent(payload)
 
     async def _timed_out(self, hook: Any) -> TriggerEvent:
         message = f"Job {self.job_id} did not finish before its deadline"
@@ -156,3 +190,45 @@ async def dismiss_quietly(hook: Any, job_id: str, log: Any, timeout: float = 30.
         return False
     log.info("Dismissed job %s", job_id)
     return True
+
+
+def auth_type_of(hook: Any) -> str | None:
+    """The connection's auth type if the hook has read it (not when the connection itself is bad)."""
+    return getattr(getattr(hook, "_settings", None), "auth_type", None)
+
+
+def explain_error(err: BaseException, conn_id: str, auth_type: str | None, job_id: str | None = None) -> str:
+    """
+    ``str(err)``, led by what to check when the cause is on the user's side.
+
+    A 401 points at the connection's credentials (or their absence), a 403 at their rights, and a
+    404 for a job (``job_id`` given) says the job is gone from the server.
+
+    :param err: the error.
+    :param conn_id: the ``ogc_processes`` connection used.
+    :param auth_type: its ``auth_type``, if known.
+    :param job_id: the job the request was about, if it was a job's status.
+    """
+    status = getattr(err, "http_status", None)
+    hint = ""
+    if status == 401:
+        if auth_type == "none":
+            hint = (
+                f"the server wants credentials and connection {conn_id!r} sends none (auth_type none): "
+                "set its Password (token or API key), Login and auth_type"
+            )
+        elif auth_type is None:
+            hint = f"the server wants credentials: check the Login, Password and auth_type of {conn_id!r}"
+        else:
+            hint = (
+                f"the server refused the credentials of connection {conn_id!r} (auth_type {auth_type}): "
+                "check its Login/Password and auth_type"
+            )
+    elif status == 403:
+        hint = (
+            f"the server forbids this request to connection {conn_id!r}: check its credentials and their "
+            "rights on the server"
+        )
+    elif status == 404 and job_id is not None:
+        hint = f"job {job_id!r} was not found on the server (dismissed or deleted there, or never created)"
+    return f"{hint}: {err}" if hint else str(err)
