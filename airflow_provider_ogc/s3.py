@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_ogc.exceptions import OGCProcessesError
+from airflow_provider_ogc.exceptions import OGCConnectionConfigError, OGCProcessesError
 
 if TYPE_CHECKING:
     import pystac
@@ -31,6 +31,30 @@ def split_s3_url(url: str) -> tuple[str, str]:
     if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
         raise S3LocationError(f"Not an s3://bucket/key URL: {url!r}")
     return parts.netloc, parts.path.lstrip("/")
+
+
+def _verify_option(value: Any) -> bool | str:
+    """
+    The ``verify`` extra as boto3 takes it: verification on or off, or a CA bundle path.
+
+    The connection form gives strings, and boto3 would take ``"false"`` for a (missing) CA bundle
+    file: boolean words become booleans, an empty value keeps verification on.
+
+    :param value: the extra's value.
+    :raises OGCConnectionConfigError: a value that is neither a boolean nor a path.
+    """
+    if value is None or isinstance(value, bool):
+        return value is not False  # null keeps the default: verification on
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("", "true", "1", "yes"):
+            return True
+        if word in ("false", "0", "no"):
+            return False
+        return value.strip()
+    raise OGCConnectionConfigError(
+        f"The aws connection's verify must be a boolean or a CA bundle path, got {value!r}"
+    )
 
 
 class S3Reader:
@@ -67,7 +91,7 @@ class S3Reader:
             if extra.get("region_name"):
                 options["region_name"] = extra["region_name"]
             if "verify" in extra:
-                options["verify"] = extra["verify"]
+                options["verify"] = _verify_option(extra["verify"])
         return boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}), **options)
 
     def read_bytes(self, url: str) -> bytes:
