@@ -235,6 +235,23 @@ def _descendants(root_pids: Iterable[int]) -> dict[int, str]:
     return found
 
 
+def _cmdline(pid: int) -> str | None:
+    """The process's command line as one string (its ``setproctitle`` title, for Airflow's processes)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -541,6 +558,40 @@ class AirflowStack:
         else:
             self._strays.update(tree)  # for stop()
 
+    def task_processes(self, ti_id: str) -> dict[str, int]:
+        """The live processes running task instance ``ti_id`` (the ``id`` of the REST task instance).
+
+        Returns ``{"task": pid}`` for the task process, which runs the operator (titled
+        ``airflow worker -- <ti id>`` by the task runner, 3.1 and 3.3), plus ``"supervisor": pid``
+        for its parent, the LocalExecutor worker that supervises it, heartbeats for it and
+        reports its end (titled ``airflow worker -- LocalExecutor: ...``).  Empty while no such
+        process runs.  Only descendants of this stack's scheduler are searched.
+        """
+        scheduler = self._components.get("scheduler")
+        if scheduler is None or (root := scheduler.running_pid) is None:
+            return {}
+        tree = _descendants([root])
+        found: dict[str, int] = {}
+        for pid in tree:
+            if _cmdline(pid) == f"airflow worker -- {ti_id}":
+                found["task"] = pid
+                parent = _parent_pid(pid)
+                if parent is not None and parent in tree:
+                    found["supervisor"] = parent
+        return found
+
+    def kill_process(self, pid: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one process of this stack (a descendant of a component), e.g. a task process.
+
+        Refuses any other PID, so a test can only ever kill what this stack started.
+        """
+        roots = [pid_ for c in self._components.values() if (pid_ := c.running_pid) is not None]
+        tree = _descendants(roots)
+        if pid not in tree:
+            raise AirflowStackError(f"pid {pid} is not a process of this stack")
+        if _proc_start_time(pid) == tree[pid]:  # still the same process, not a reused PID
+            os.kill(pid, sig)
+
     def restart_component(self, name: str, grace: float = RESTART_GRACE) -> None:
         """Stop the component if it runs (SIGTERM, SIGKILL after ``grace``), start it again, wait until healthy."""
         comp = self._component(name)
@@ -764,6 +815,14 @@ class AirflowStack:
             tis.extend(page["task_instances"])
             if not page["task_instances"] or len(tis) >= page["total_entries"]:
                 return tis
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
+        """One task instance as the REST API shows it (``id``, ``state``, ``try_number``, ...)."""
+        path = f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
+        if map_index >= 0:
+            path += f"/{map_index}"
+        ti: dict[str, Any] = self.api("GET", path)
+        return ti
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         """``task_id`` (``task_id[map_index]`` for mapped tasks) -> state ("none" when unset)."""
