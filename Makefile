@@ -1,6 +1,7 @@
 # The README's commands. Every target installs what it needs into venvs inside the checkout.
 #   make test   - lint, type-check and run the whole test suite (Airflow 3.3, then the 3.1 floor)
 #   make check  - the same on Airflow 3.3 only (quicker, for development)
+#   make bench  - the benchmarks' table (BENCH_ARGS=--quick for a short run)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -21,7 +22,7 @@ ARTIFACTS := .artifacts
 export OGC_TEST_PYGEOAPI_BIN := $(CURDIR)/.venv-pygeoapi/bin
 export OGC_TEST_WRAPTILE_BIN := $(CURDIR)/.venv-wraptile/bin
 
-.PHONY: demo test check lint test-main test-floor servers clean
+.PHONY: demo test check bench lint test-main test-floor servers browser clean
 
 # The main job: the seed's water-bodies scenario from an Airflow DAG against the local stack,
 # checked against the synthetic scenes' known lakes (exits non-zero on disagreement).
@@ -29,6 +30,11 @@ demo: $(VENV)/.stamp .venv-pygeoapi/.stamp
 	$(VENV)/bin/python -m dev.demo
 
 test: lint test-main test-floor
+
+# Every figure beside its baseline, measured in the same run (about 20 minutes on 2 cores).
+BENCH_ARGS ?=
+bench: $(VENV)/.stamp servers
+	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 check: lint test-main
 
@@ -57,17 +63,27 @@ $(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt 
 
 servers: .venv-pygeoapi/.stamp .venv-wraptile/.stamp
 
+# Debian's chromium and chromedriver for tests/ui (selenium never downloads a browser). Without root
+# or sudo the UI test skips locally; in CI (CI=true) it fails instead.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
+			$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else echo "chromium not installed and no root: the browser test will skip"; fi; \
+	fi
+
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 # A fresh Airflow home per run: tests never see state from an earlier run or from ~/airflow.
-test-main: $(VENV)/.stamp servers
+test-main: $(VENV)/.stamp servers browser
 	rm -rf $(ARTIFACTS)/airflow-home && mkdir -p $(ARTIFACTS)/airflow-home
 	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-test-floor: $(VENV_FLOOR)/.stamp servers
+test-floor: $(VENV_FLOOR)/.stamp servers browser
 	rm -rf $(ARTIFACTS)/airflow-home-floor && mkdir -p $(ARTIFACTS)/airflow-home-floor
 	$(VENV_FLOOR)/bin/python -c 'import airflow; print("Airflow floor:", airflow.__version__)'
 	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home-floor $(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS)
