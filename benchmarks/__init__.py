@@ -1,0 +1,1 @@
+"""Benchmarks of airflow-provider-ogc: ``python -m benchmarks`` (see README.md beside this file)."""

@@ -1,0 +1,161 @@
+"""Smoke tests of ``python -m benchmarks``: it runs, prints its table and writes every JSON key.
+
+No timing is asserted (CI machines are noisy): only that each benchmark ran and reported its figures.
+The parse, triggerer and polling benchmarks run with tiny N; the worker-slot benchmark (a real
+Airflow stack and pygeoapi, about 40 s) runs in its own test, skipped without the pygeoapi venv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOP_KEYS = {
+    "machine",
+    "selected",
+    "options",
+    "parse",
+    "triggerer",
+    "polling",
+    "slots",
+    "goals",
+    "table",
+    "elapsed_s",
+}
+MACHINE_KEYS = {"cores", "cpu", "python", "airflow", "provider", "httpx", "httpcore", "platform", "mode"}
+LOAD_KEYS = {
+    "variant", "scenario", "n", "window_s", "cpu_s", "cpu_share", "polls", "polls_scheduled", "polls_per_s",
+    "cpu_s_per_1000_polls", "peak_rss_mb", "loop_lag_p50_ms", "loop_lag_p99_ms", "gc_pause_total_ms",
+    "triggers_alive", "new_connections", "fd_limit", "aborted",
+}  # fmt: skip
+
+pytestmark = pytest.mark.benchmark
+
+
+def run_benchmarks(tmp_path: Path, *args: str, timeout: float = 280) -> tuple[str, dict[str, Any]]:
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env["AIRFLOW_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}"
+    return proc.stdout, json.loads(out.read_text())
+
+
+def test_quick_mode_prints_the_table_and_writes_every_key(tmp_path: Path) -> None:
+    stdout, data = run_benchmarks(
+        tmp_path,
+        "--only", "parse,triggerer,polling",
+        "--parse-runs", "1",
+        "--triggers", "20",
+        "--burst", "20",
+        "--warmup", "0.5",
+        "--window", "2",
+        "--mix-samples", "200",
+    )  # fmt: skip
+
+    assert stdout.lstrip().startswith("| Benchmark")
+    for row in ("Parse cost", "Triggerer, N = 20", "Triggerer restart burst, N = 20", "HTTP client floor"):
+        assert f"| {row}" in stdout
+    assert "Polling (simulated)" in stdout and "Machine: " in stdout
+    assert data["table"] in stdout
+
+    assert data.keys() >= TOP_KEYS
+    assert data["machine"].keys() >= MACHINE_KEYS
+    assert data["machine"]["mode"] == "quick"
+    assert data["slots"] == {"skipped": "not selected"}
+
+    parse = data["parse"]
+    for key in ("ratio_inside", "ratio_process", "ratio_warm", "extra_ms_warm", "dag_shape"):
+        assert key in parse
+    for side in ("provider", "baseline"):
+        for kind in ("inside", "process", "warm"):
+            assert parse[side][kind]["median_s"] > 0
+    assert parse["dag_shape"]["tasks"] == ["detect_water_bodies", "report", "water_area"]
+
+    trig = data["triggerer"]
+    assert {
+        "window_s",
+        "warmup_s",
+        "ns",
+        "burst_n",
+        "poll_ratio",
+        "provider_pool",
+        "before",
+        "workload",
+        "http_floor",
+        "results",
+    } <= trig.keys()
+    runs = {(r["scenario"], r["variant"]) for r in trig["results"]}
+    expected = {("steady", v) for v in ("provider", "before", "baseline")}
+    assert runs == expected | {("burst", "provider"), ("burst", "before")}
+    for result in trig["results"]:
+        assert "error" not in result, result
+        assert result.keys() >= LOAD_KEYS
+        assert result["triggers_alive"] == 20  # jobs never end, so no trigger may have fired
+        # The pool the triggers really used, read from the live client: shipped vs. BENCHMARK-ONLY patch.
+        pools = {
+            "provider": [{"max_connections": 10, "max_keepalive_connections": 10, "gated": True}],
+            "before": [{"max_connections": 100, "max_keepalive_connections": 50, "gated": False}],
+            "baseline": [],  # a new client per poll, none shared
+        }
+        assert result["pool"] == pools[result["variant"]], result
+        assert result["patches"] == (["before_fix"] if result["variant"] == "before" else [])
+    floor = trig["http_floor"]["cpu_ms_per_request"]
+    assert set(floor) == {"in_flight_1", "in_flight_10"}
+    assert set(floor["in_flight_10"]) == {"provider_hook", "httpx_bare", "asyncio_streams"}
+
+    polling = data["polling"]
+    assert set(polling["durations"]) == {"5 s", "30 s", "5 min", "1 h"}
+    for name in ("adaptive", "fixed"):
+        assert {"mean_polls", "max_share_of_latency_bound"} <= polling[name].keys()
+    assert {"polls_ratio", "what_if", "goals"} <= polling.keys()
+    # The schedule is the package's, and the operator, sensor and trigger signatures agree with it.
+    from airflow_provider_ogc import polling as defaults
+
+    assert polling["adaptive_schedule"] == {
+        "min_interval": defaults.DEFAULT_MIN_POLL_INTERVAL,
+        "max_interval": defaults.DEFAULT_MAX_POLL_INTERVAL,
+        "ratio": defaults.DEFAULT_POLL_RATIO,
+    }
+    assert polling["defaults_agree"] is True, polling["public_defaults"]
+    assert "proposed" not in polling and all("label" in w for w in polling["what_if"])
+    assert trig["poll_ratio"] == defaults.DEFAULT_POLL_RATIO and trig["max_poll_interval_s"] == 10.0
+    # The fixed loop's worst case for a 5 s job is the whole 10 s gap: deterministic, not timing.
+    assert polling["durations"]["5 s"]["fixed"]["worst_latency_pct"] == 200.0
+
+    assert {g["goal"].split(":")[0] for g in data["goals"]} == {"parse", "triggerer", "polling"}
+    assert all({"goal", "target", "measured", "met"} <= g.keys() for g in data["goals"])
+
+
+@pytest.mark.system
+def test_worker_slots_quick(tmp_path: Path) -> None:
+    pygeoapi = Path(os.environ.get("OGC_TEST_PYGEOAPI_BIN") or REPO / ".venv-pygeoapi" / "bin")
+    if not pygeoapi.is_dir() or not (Path(sys.executable).parent / "airflow").exists():
+        pytest.skip("needs the pygeoapi venv and an airflow executable beside this Python")
+    stdout, data = run_benchmarks(
+        tmp_path, "--only", "slots", "--slots-jobs", "2", "--slots-seconds", "3", timeout=280
+    )
+    assert "| Worker slots, 2 jobs x 3 s" in stdout
+    slots = data["slots"]
+    for mode in ("deferrable", "blocking"):
+        assert slots[mode]["state"] == "success"
+        assert {"max_running", "max_deferred", "slot_seconds", "mean_slots_held", "sampled_for_s"} <= slots[
+            mode
+        ].keys()
+    assert slots["deferrable"]["max_deferred"] >= 1  # the deferrable tasks did wait in the triggerer
+    assert slots["blocking"]["max_deferred"] == 0
+    assert "slot_seconds_ratio" in slots
