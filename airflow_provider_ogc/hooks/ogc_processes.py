@@ -78,6 +78,9 @@ MAX_RECONCILE_PAGES = 1000
 # Widens the reconciliation window on both sides of the Date-calibrated bounds: covers a Date set
 # by a front proxy whose clock differs slightly from the application's that stamps ``created``.
 CLOCK_SLACK = 0.25
+# Servers may send a cached Date up to a second old (uvicorn refreshes it once a second), so the
+# Date-derived upper bound of the offset can be that much low.
+STALE_DATE = 1.0
 
 # Conformance classes worth naming in test_connection(), by their URI's last path segment.
 CAPABILITIES = {
@@ -618,7 +621,7 @@ class OGCProcessesHook(BaseHook):
         window_start = in_flight[0] + low - CLOCK_SLACK
         # ...to the latest it can have read when we saw the failure: our job was created before
         # the server answered; one created later is a slow server's or another client's.
-        window_end = in_flight[1] + high + CLOCK_SLACK
+        window_end = in_flight[1] + high + STALE_DATE + CLOCK_SLACK
         candidates: list[dict[str, Any]] = []
         after_failure: list[str] = []
         unknown: list[str] = []
