@@ -471,7 +471,7 @@ class OGCProcessesHook(BaseHook):
           process already owns, created since the request was first sent, in the server's time
           (bounds of its clock's offset come from the job list pages' ``Date`` headers, with
           :data:`CLOCK_SLACK` seconds of slack; ``Date`` has a one-second resolution, so jobs
-          created up to about a second before the request count as created since). Exactly one
+          created up to a second or two before the request count as created since). Exactly one
           created while the request was in flight (up to its failure) and none since: it is
           **adopted** (the response to the submission was lost) and returned. None at all: the
           request is sent again. Anything else (several; one created after the failure, which
@@ -485,7 +485,7 @@ class OGCProcessesHook(BaseHook):
 
         Limits: a job list does not say who submitted a job. If this request created no job but
         another client created one of the same process while this request was in flight, or up
-        to about a second before (the resolution of ``Date``), that job is adopted as this
+        to a second or two before (``Date`` is coarse, sometimes cached), it is adopted as this
         request's. A server that creates the job later than the backoff wait after failing the
         request can still be sent a second request.
 
