@@ -435,25 +435,6 @@ def backoff_seconds(attempt: int, wait_min: float, wait_max: float) -> float:
     return max(0.0, min(value, wait_max))
 
 
-def server_clock_offset(response: httpx.Response, received_at: float) -> float | None:
-    """
-    Seconds to add to this machine's clock to get the server's, from the response's ``Date``.
-
-    ``Date`` has a one-second resolution and is truncated, so the result underestimates the
-    offset by up to one second plus the network delay; callers widen their windows by a slack.
-    """
-    value = response.headers.get("Date")
-    if not value:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.timestamp() - received_at
-
-
 def server_clock_bounds(samples: list[tuple[httpx.Response, float]]) -> tuple[float, float] | None:
     """
     Bounds ``(lo, hi)`` of the seconds to add to this machine's clock to get the server's.

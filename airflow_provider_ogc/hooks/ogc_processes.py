@@ -325,13 +325,7 @@ class OGCProcessesHook(BaseHook):
             if target is None:
                 return _raise_for_status(response)
             method, url, kwargs = _follow(method, response, target, kwargs)
-        # The same request would loop again: an unusable answer, not a transient failure.
-        raise OGCInvalidResponseError(
-            f"Too many redirects ({MAX_REDIRECTS + 1}) from {method} {url} (a redirect loop?)",
-            title="Redirect loop",
-            method=method,
-            url=url,
-        )
+        raise _redirect_loop(method, url)
 
     async def arequest(
         self,
@@ -367,13 +361,7 @@ class OGCProcessesHook(BaseHook):
             if target is None:
                 return _raise_for_status(response)
             method, url, kwargs = _follow(method, response, target, kwargs)
-        # The same request would loop again: an unusable answer, not a transient failure.
-        raise OGCInvalidResponseError(
-            f"Too many redirects ({MAX_REDIRECTS + 1}) from {method} {url} (a redirect loop?)",
-            title="Redirect loop",
-            method=method,
-            url=url,
-        )
+        raise _redirect_loop(method, url)
 
     def _get_json(self, target: str, *, params: Mapping[str, Any] | None = None, accept: str = JSON) -> Any:
         return decode_json(self.request("GET", target, params=params, accept=accept))
@@ -940,6 +928,16 @@ class OGCProcessesHook(BaseHook):
 
 
 # ---------------------------------------------------------------------- module helpers
+
+
+def _redirect_loop(method: str, url: str) -> OGCInvalidResponseError:
+    # The same request would loop again: an unusable answer, not a transient failure.
+    return OGCInvalidResponseError(
+        f"Too many redirects ({MAX_REDIRECTS + 1}) from {method} {url} (a redirect loop?)",
+        title="Redirect loop",
+        method=method,
+        url=url,
+    )
 
 
 async def aclose_shared_clients() -> None:

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+
+from tests.system.airflow_stack import ApiError, _descendants, _proc_start_time, free_port
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -186,42 +187,6 @@ class StandaloneError(RuntimeError):
     """``airflow standalone`` misbehaved; the message carries the end of its output."""
 
 
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _proc_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat: tells a process from a later one that reuses its PID."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _descendants(root: int) -> dict[int, str]:
-    """Every live descendant of ``root`` (Linux /proc), pid -> start time."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: dict[int, str] = {}
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found and (start := _proc_start_time(child)) is not None:
-                found[child] = start
-                todo.append(child)
-    return found
-
-
 def _parent(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -239,12 +204,6 @@ def _signal(processes: Mapping[int, str], sig: int) -> None:
 
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class ApiError(RuntimeError):
-    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
-        super().__init__(f"{method} {path}: HTTP {status}: {detail[:500]}")
-        self.status = status
 
 
 class Standalone:
@@ -384,7 +343,7 @@ class Standalone:
         proc = self.proc
         if proc is None:
             return
-        tree = _descendants(proc.pid)  # before the leader exits and its descendants are re-parented
+        tree = _descendants([proc.pid])  # before the leader exits and its descendants are re-parented
         components = {pid: start for pid, start in tree.items() if _parent(pid) == proc.pid}
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGINT)
