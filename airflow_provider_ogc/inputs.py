@@ -11,17 +11,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_ogc.exceptions import OGCProcessesError
+from airflow_provider_ogc.exceptions import InvalidInputsError
 
-
-class InvalidInputsError(OGCProcessesError):
-    """The inputs do not match the process description; the message names every bad input."""
-
-    def __init__(self, process_id: str, problems: list[str]) -> None:
-        self.process_id = process_id
-        self.problems = problems
-        listed = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"Invalid inputs for process {process_id!r}:\n{listed}")
+__all__ = ["json_inputs", "validate_inputs"]
 
 
 def json_inputs(process_id: str, inputs: Any) -> dict[str, Any] | None:

@@ -13,9 +13,20 @@ from typing import Any
 
 from airflow_provider_ogc.exceptions import OGCInvalidResponseError
 
+__all__ = [
+    "ApplicationPackage",
+    "DeployedProcess",
+    "Execution",
+    "JobStatus",
+    "Link",
+    "StatusInfo",
+    "find_link",
+    "job_id_of",
+    "looks_like_status_info",
+]
+
 # Link relations a server may use to point at a job's status document.
 STATUS_LINK_RELS = ("monitor", "status", "self")
-RESULTS_LINK_RELS = ("http://www.opengis.net/def/rel/ogc/1.0/results", "results")
 
 
 class JobStatus(str, Enum):
@@ -86,6 +97,14 @@ def find_link(links: list[Link], rels: tuple[str, ...]) -> Link | None:
     return None
 
 
+def job_id_of(document: Any) -> str | None:
+    """The job id of a statusInfo or job list entry (``jobID``, ``jobId``, ``job_id`` or 2.0's ``id``)."""
+    if not isinstance(document, dict):
+        return None
+    value = document.get("jobID", document.get("jobId", document.get("job_id", document.get("id"))))
+    return None if value is None or isinstance(value, (dict, list, bool)) else str(value)
+
+
 def looks_like_status_info(body: Any) -> bool:
     """Whether a JSON body is a statusInfo document rather than, say, a results document."""
     if not isinstance(body, dict) or not isinstance(body.get("status"), str):
@@ -143,8 +162,8 @@ class StatusInfo:
                 title="Invalid statusInfo",
                 url=job_url,
             )
-        raw_id = data.get("jobID", data.get("jobId", data.get("job_id", data.get("id", job_id))))
-        if raw_id is None or isinstance(raw_id, (dict, list, bool)):
+        raw_id = job_id_of(data) or job_id
+        if raw_id is None:
             raise OGCInvalidResponseError(
                 f"The server's statusInfo{source} has no job id (jobID); it has: {_keys(data)}",
                 title="Invalid statusInfo",

@@ -13,6 +13,8 @@ from os import PathLike, fspath
 from pathlib import Path
 from typing import Any
 
+__all__ = ["encode_package", "is_ogc_package", "load_package", "package_process_id", "reference_package"]
+
 CWL_YAML = "application/cwl+yaml"
 CWL_JSON = "application/cwl+json"
 OGC_APPPKG_JSON = "application/ogcapppkg+json"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["PollSchedule"]
+
 # Defaults measured in benchmarks/ (polling): a job is noticed within 20% of its duration, with
 # under half the polls of the seed's fixed 10 s loop over jobs of 5 s to 1 h.
 DEFAULT_MIN_POLL_INTERVAL = 1.0

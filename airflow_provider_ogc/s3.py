@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_ogc.exceptions import OGCConnectionConfigError, OGCProcessesError
+from airflow_provider_ogc.exceptions import OGCConnectionConfigError, S3LocationError
 
 if TYPE_CHECKING:
     import pystac
 
-
-class S3LocationError(OGCProcessesError):
-    """An href that is not an ``s3://bucket/key`` URL, or an object that cannot be read."""
+__all__ = ["S3Reader", "split_s3_url"]
 
 
 def split_s3_url(url: str) -> tuple[str, str]:

@@ -12,14 +12,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_ogc.exceptions import OGCProcessesError
+from airflow_provider_ogc.exceptions import StacResultsError
+
+__all__ = ["StacResults", "extract_stac"]
 
 JsonReader = Callable[[str], Any]
 MAX_CATALOG_DOCUMENTS = 10_000
-
-
-class StacResultsError(OGCProcessesError):
-    """The results hold STAC that cannot be turned into item hrefs."""
 
 
 @dataclass(frozen=True)

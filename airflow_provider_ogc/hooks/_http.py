@@ -1,8 +1,8 @@
 """HTTP plumbing shared by the sync and async halves of :class:`OGCProcessesHook`.
 
-Kept apart from the hook so the request/response rules (credentials per origin, error
-parsing, retry decisions) are written once and used by both ``httpx.Client`` and
-``httpx.AsyncClient``.
+Kept apart from the hook so the request/response rules (connection settings, credentials per
+origin, error parsing, redirects) are written once and used by both ``httpx.Client`` and
+``httpx.AsyncClient``. Whether to retry is :mod:`airflow_provider_ogc.retry`'s to say.
 """
 
 from __future__ import annotations
@@ -11,22 +11,20 @@ import base64
 import contextlib
 import email.utils
 import json
-import random
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from airflow_provider_ogc.exceptions import (
-    TRANSIENT_HTTP_STATUSES,
     OGCConnectionConfigError,
     OGCInvalidResponseError,
     OGCProcessesAPIError,
 )
+from airflow_provider_ogc.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Mapping
@@ -155,6 +153,9 @@ class ConnectionSettings:
     def url(self, path: str) -> str:
         """Absolute URL of ``path`` below the API root (``""`` is the landing page)."""
         return f"{self.base_url}/{path.lstrip('/')}" if path else f"{self.base_url}/"
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_retries, self.retry_wait_min, self.retry_wait_max)
 
     def httpx_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout)
@@ -339,176 +340,6 @@ def decode_json(response: httpx.Response) -> Any:
             method=response.request.method,
             url=str(response.request.url),
         ) from None
-
-
-# Statuses that say the server did not act on the request and that it may be sent again: 429
-# (rate limited), 503 (unavailable), 408 (the request never fully arrived) and 425 (too early).
-SAFE_TO_RESEND_STATUSES = frozenset({408, 425, 429, 503})
-# Transient statuses after which a non-idempotent request may or may not have been acted on.
-AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
-# Transport errors raised before any byte of the request left: nothing can have reached the server.
-NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-SAFE = "safe"
-AMBIGUOUS = "ambiguous"
-PERMANENT = "permanent"
-
-
-def is_certificate_error(error: BaseException) -> bool:
-    """Whether a transport error was a failed TLS certificate check: permanent, not a network blip."""
-    import ssl
-
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def submission_failure_kind(error: BaseException) -> str:
-    """
-    How a failed non-idempotent request (execute, deploy) may be handled: one of
-    :data:`SAFE`, :data:`AMBIGUOUS` or :data:`PERMANENT`.
-
-    * ``safe`` to send again: the server cannot have acted on it. The connection was never made
-      (connect error or timeout, pool timeout), or the server answered 429, 503, 408 or 425, or a
-      5xx carrying ``Retry-After`` (an explicit "try again later").
-    * ``ambiguous``: the request may have reached the server and been acted on although no
-      usable answer came back: 500, 502 or 504 without ``Retry-After``, and any transport error once
-      the connection was made (reset, read or write timeout, a connection closed before the answer).
-    * ``permanent``: anything else (4xx, other statuses, invalid responses): sending it again
-      cannot help.
-    """
-    if isinstance(error, OGCInvalidResponseError):
-        return PERMANENT
-    if isinstance(error, OGCProcessesAPIError):
-        status = error.http_status
-        if status is None:
-            return PERMANENT
-        if status in SAFE_TO_RESEND_STATUSES or (status >= 500 and error.retry_after is not None):
-            return SAFE
-        return AMBIGUOUS if status in AMBIGUOUS_STATUSES else PERMANENT
-    if is_certificate_error(error):
-        return PERMANENT
-    if isinstance(error, NOT_SENT_ERRORS):
-        return SAFE
-    if isinstance(error, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)):
-        return PERMANENT  # the client could not form the request: nothing was sent, nothing will change
-    if isinstance(error, httpx.TransportError):
-        return AMBIGUOUS
-    return PERMANENT
-
-
-def is_retryable(error: BaseException, *, idempotent: bool) -> bool:
-    """
-    Whether a failed request may simply be sent again (by :meth:`OGCProcessesHook.request`).
-
-    Idempotent requests (GET, HEAD, PUT, DELETE) retry connection errors, timeouts, resets,
-    408, 425, 429 and 5xx (500, 502, 503, 504). A non-idempotent request (POST) is sent again only
-    when :func:`submission_failure_kind` says it is ``safe``: the connection was never made, or the
-    server answered 429, 503, 408, 425 or a 5xx with ``Retry-After``. An ``ambiguous`` failure of a
-    POST is never retried blindly here; ``execute_process`` first reconciles with the job list.
-    """
-    if idempotent:
-        if isinstance(error, OGCProcessesAPIError):
-            return error.http_status in TRANSIENT_HTTP_STATUSES
-        if is_certificate_error(error):
-            return False
-        return isinstance(error, httpx.TransportError) and not isinstance(
-            error, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
-        )
-    return submission_failure_kind(error) == SAFE
-
-
-def backoff_seconds(attempt: int, wait_min: float, wait_max: float) -> float:
-    """
-    The wait after failed attempt ``attempt`` (1-based): ``wait_min * 2 ** (attempt - 1)`` plus up
-    to one second of jitter, at most ``wait_max`` (the schedule of the hook's other retries).
-    """
-    try:
-        value = wait_min * 2 ** (attempt - 1) + random.uniform(0, 1)
-    except OverflowError:
-        value = wait_max
-    return max(0.0, min(value, wait_max))
-
-
-def server_clock_bounds(samples: list[tuple[httpx.Response, float]]) -> tuple[float, float] | None:
-    """
-    Bounds ``(lo, hi)`` of the seconds to add to this machine's clock to get the server's.
-
-    Each response's ``Date`` (truncated to the second) was the server's time at some moment
-    between sending the request and receiving the answer, so it bounds the offset to a window
-    of one second plus the round trip. Windows of several responses, at different phases of the
-    second, intersect to a narrower one.
-
-    :param samples: responses and the epoch time each was received.
-    :return: ``None`` when no response has a usable ``Date``.
-    """
-    lo: float | None = None
-    hi: float | None = None
-    for response, received_at in samples:
-        value = response.headers.get("Date")
-        if not value:
-            continue
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            continue
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        date = when.timestamp()
-        try:
-            sent_at = received_at - response.elapsed.total_seconds()
-        except RuntimeError:  # elapsed is set only once the body was read
-            sent_at = received_at
-        lo = date - received_at if lo is None else max(lo, date - received_at)
-        hi = date + 1.0 - sent_at if hi is None else min(hi, date + 1.0 - sent_at)
-    if lo is None or hi is None:
-        return None
-    return (lo, hi) if hi >= lo else (lo, lo + 1.0)  # inconsistent Dates (several servers): be wide
-
-
-_TIMESTAMP = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d+))?\s*(Z|z|[+-]\d{2}:?\d{2})?$"
-)
-
-
-def parse_timestamp(value: Any) -> float | None:
-    """
-    An RFC 3339 / ISO 8601 timestamp as epoch seconds, or ``None`` if it is not one.
-
-    A timestamp without an offset is taken as UTC (what OGC servers mean by it).
-    """
-    if not isinstance(value, str):
-        return None
-    match = _TIMESTAMP.match(value.strip())
-    if not match:
-        return None
-    day, clock, fraction, offset = match.groups()
-    if len(clock) == 5:
-        clock += ":00"
-    text = f"{day}T{clock}"
-    if fraction:
-        text += "." + fraction[:6].ljust(6, "0")
-    if offset and offset not in ("Z", "z"):
-        text += offset if ":" in offset else f"{offset[:3]}:{offset[3:]}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
-
-
-def is_transient_error(error: BaseException) -> bool:
-    """A failure that may go away by itself: connection trouble, timeouts, 5xx, 429."""
-    if isinstance(error, OGCProcessesAPIError):
-        return error.is_transient
-    return isinstance(error, httpx.TransportError) and not is_certificate_error(error)
 
 
 def redirect_target(response: httpx.Response) -> httpx.URL | None:

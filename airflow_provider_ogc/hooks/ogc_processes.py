@@ -6,49 +6,30 @@ import asyncio
 import base64
 import json
 import re
-import threading
 import time
 import weakref
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import httpx
 from airflow.sdk import BaseHook
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
-from airflow_provider_ogc import __version__
+from airflow_provider_ogc import __version__, submission
 from airflow_provider_ogc.exceptions import (
-    OGCAmbiguousSubmissionError,
     OGCInvalidResponseError,
     OGCProcessesAPIError,
     OGCProcessesError,
-    OGCSubmissionUncertainError,
+    describe_error,
 )
 from airflow_provider_ogc.hooks._http import (
-    AMBIGUOUS,
     JSON,
     MAX_REDIRECTS,
-    PERMANENT,
-    SAFE,
     ConnectionSettings,
-    backoff_seconds,
     decode_json,
     error_from_response,
-    is_retryable,
     origin_of,
-    parse_timestamp,
     redirect_target,
     redirected_method,
-    server_clock_bounds,
-    submission_failure_kind,
 )
 from airflow_provider_ogc.models import (
     STATUS_LINK_RELS,
@@ -59,28 +40,23 @@ from airflow_provider_ogc.models import (
     Link,
     StatusInfo,
     find_link,
+    job_id_of,
     looks_like_status_info,
 )
 from airflow_provider_ogc.packages import encode_package
+from airflow_provider_ogc.retry import Action, Decision
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from os import PathLike
 
+__all__ = ["OGCProcessesHook", "aclose_shared_clients", "job_id_from_url"]
+
 OPENAPI_ACCEPT = (
     "application/vnd.oai.openapi+json;version=3.0, application/openapi+json, application/json;q=0.9"
 )
 EXECUTION_MODES = ("async", "sync", "auto")
-RETRY_AFTER_CAP = 300.0
 MAX_PAGES = 100
-# Reconciliation must see the whole job list (pygeoapi puts new jobs on its last page, 10 per page).
-MAX_RECONCILE_PAGES = 1000
-# Widens the reconciliation window on both sides of the Date-calibrated bounds: covers a Date set
-# by a front proxy whose clock differs slightly from the application's that stamps ``created``.
-CLOCK_SLACK = 0.25
-# Servers may send a cached Date up to a second old (uvicorn refreshes it once a second), so the
-# Date-derived upper bound of the offset can be that much low.
-STALE_DATE = 1.0
 
 # Conformance classes worth naming in test_connection(), by their URI's last path segment.
 CAPABILITIES = {
@@ -108,26 +84,6 @@ _ASYNC_CLIENTS = weakref.WeakKeyDictionary()
 # with thousands of triggers that rescan, not HTTP, saturated the loop (see benchmarks/).
 _ASYNC_GATES: weakref.WeakKeyDictionary[httpx.AsyncClient, asyncio.Semaphore]
 _ASYNC_GATES = weakref.WeakKeyDictionary()
-
-# Jobs this process submitted or adopted, as (API root, job id): reconciliation after a lost
-# execute response never adopts a job another submission of this process already owns. Bounded,
-# oldest forgotten first; a task runs in its own process, so the recent ones are what matter.
-_CLAIMED_JOBS: OrderedDict[tuple[str, str], None] = OrderedDict()
-_CLAIMED_LOCK = threading.Lock()
-MAX_CLAIMED_JOBS = 10_000
-
-
-def _claim(base_url: str, job_id: str) -> None:
-    with _CLAIMED_LOCK:
-        _CLAIMED_JOBS[(base_url, job_id)] = None
-        _CLAIMED_JOBS.move_to_end((base_url, job_id))
-        while len(_CLAIMED_JOBS) > MAX_CLAIMED_JOBS:
-            _CLAIMED_JOBS.popitem(last=False)
-
-
-def _is_claimed(base_url: str, job_id: str) -> bool:
-    with _CLAIMED_LOCK:
-        return (base_url, job_id) in _CLAIMED_JOBS
 
 
 class OGCProcessesHook(BaseHook):
@@ -254,33 +210,6 @@ class OGCProcessesHook(BaseHook):
 
     # ------------------------------------------------------------------ transport
 
-    def _retry_kwargs(self, idempotent: bool) -> dict[str, Any]:
-        settings = self._settings or self.settings
-        backoff = wait_exponential_jitter(multiplier=settings.retry_wait_min, max=settings.retry_wait_max)
-
-        def wait(state: RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, OGCProcessesAPIError) and error.retry_after is not None:
-                return min(error.retry_after, RETRY_AFTER_CAP)
-            return float(backoff(state))
-
-        def before_sleep(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            self.log.warning(
-                "Attempt %d failed (%s); retrying in %.1f s",
-                state.attempt_number,
-                _describe(error),
-                state.next_action.sleep if state.next_action else 0.0,
-            )
-
-        return {
-            "stop": stop_after_attempt(settings.max_retries + 1),
-            "wait": wait,
-            "retry": retry_if_exception(lambda e: is_retryable(e, idempotent=idempotent)),
-            "before_sleep": before_sleep,
-            "reraise": True,
-        }
-
     def _target(self, target: str) -> str:
         return target if "://" in target else self.settings.url(target)
 
@@ -310,10 +239,14 @@ class OGCProcessesHook(BaseHook):
         client = self.get_conn()
         url = self._target(target)
         kwargs = _request_kwargs(params, json_body, content, headers, accept)
-        for attempt in Retrying(**self._retry_kwargs(_idempotent(method))):
-            with attempt:
+        policy = self.settings.retry_policy()
+        attempt = 1
+        while True:
+            try:
                 return self._send_following_redirects(client, method, url, kwargs)
-        raise AssertionError("unreachable")  # pragma: no cover
+            except Exception as err:
+                time.sleep(self._delay_or_raise(policy.decide(method, err, attempt), attempt, err))
+            attempt += 1
 
     def _send_following_redirects(
         self, client: httpx.Client, method: str, url: str, kwargs: dict[str, Any]
@@ -344,12 +277,24 @@ class OGCProcessesHook(BaseHook):
         url = target if "://" in target else settings.url(target)
         kwargs = _request_kwargs(params, json_body, content, headers, accept)
         gate = _ASYNC_GATES[client]
-        async for attempt in AsyncRetrying(**self._retry_kwargs(_idempotent(method))):
-            with attempt:
-                # Held for one attempt only, never across a backoff sleep.
-                async with gate:
+        policy = settings.retry_policy()
+        attempt = 1
+        while True:
+            try:
+                async with gate:  # held for one attempt only, never across a backoff sleep
                     return await self._asend_following_redirects(client, method, url, kwargs)
-        raise AssertionError("unreachable")  # pragma: no cover
+            except Exception as err:
+                await asyncio.sleep(self._delay_or_raise(policy.decide(method, err, attempt), attempt, err))
+            attempt += 1
+
+    def _delay_or_raise(self, decision: Decision, attempt: int, error: Exception) -> float:
+        """The wait before sending a failed request again; re-raises ``error`` if it is not to be."""
+        if decision.action is not Action.RETRY:
+            raise error  # a POST that may have been acted on is not resent here: only execute reconciles
+        self.log.warning(
+            "Attempt %d failed (%s); retrying in %.1f s", attempt, describe_error(error), decision.delay
+        )
+        return decision.delay
 
     async def _asend_following_redirects(
         self, client: httpx.AsyncClient, method: str, url: str, kwargs: dict[str, Any]
@@ -458,7 +403,7 @@ class OGCProcessesHook(BaseHook):
           are filtered here) and looks at the jobs of ``process_id`` that no submission of this
           process already owns, created since the request was first sent, in the server's time
           (bounds of its clock's offset come from the job list pages' ``Date`` headers, with
-          :data:`CLOCK_SLACK` seconds of slack; ``Date`` has a one-second resolution, so jobs
+          a quarter second of slack; ``Date`` has a one-second resolution, so jobs
           created up to a second or two before the request count as created since). Exactly one
           created while the request was in flight (up to its failure) and none since: it is
           **adopted** (the response to the submission was lost) and returned. None at all: the
@@ -471,11 +416,8 @@ class OGCProcessesHook(BaseHook):
           or may not exist and why.
         * Anything else (4xx, an invalid answer) is raised at once.
 
-        Limits: a job list does not say who submitted a job. If this request created no job but
-        another client created one of the same process while this request was in flight, or up
-        to a second or two before (``Date`` is coarse, sometimes cached), it is adopted as this
-        request's. A server that creates the job later than the backoff wait after failing the
-        request can still be sent a second request.
+        The rules are :mod:`airflow_provider_ogc.retry`'s; the protocol and its limits (a job list
+        does not say who submitted a job) are :mod:`airflow_provider_ogc.submission`'s.
 
         :param process_id: the process to run.
         :param inputs: the execute request's ``inputs``.
@@ -504,189 +446,10 @@ class OGCProcessesHook(BaseHook):
         )
         path = f"{_process_path(process_id)}/execution"
         kwargs = _request_kwargs(None, body, None, headers, JSON)
-        execution = self._submit(process_id, self._target(path), kwargs, reconcile=reconcile)
+        execution = submission.submit(self, process_id, self._target(path), kwargs, reconcile_lost=reconcile)
         if execution.job_id:
-            _claim(self.settings.base_url, execution.job_id)
             self.log.info("Submitted %s: job %s (%s)", process_id, execution.job_id, execution.job_url)
         return execution
-
-    def _submit(self, process_id: str, url: str, kwargs: dict[str, Any], *, reconcile: bool) -> Execution:
-        """Send the execute request under the rules of :meth:`execute_process`."""
-        settings = self.settings
-        client = self.get_conn()
-        attempts = settings.max_retries + 1
-        first_sent: float | None = None
-        for attempt in range(1, attempts + 1):
-            if first_sent is None:
-                first_sent = time.time()
-            try:
-                reply = self._send_following_redirects(client, "POST", url, kwargs)
-            except Exception as err:
-                failed_at = time.time()
-                kind = submission_failure_kind(err)
-                if kind == PERMANENT or (kind == AMBIGUOUS and not reconcile):
-                    raise
-                last = attempt == attempts
-                if kind == SAFE and last:
-                    raise
-                delay = self._retry_delay(err, attempt)
-                if kind == SAFE:
-                    self.log.warning(
-                        "Submitting %s failed before the server acted on it (%s); sending it again in %.1f s",
-                        process_id,
-                        _describe(err),
-                        delay,
-                    )
-                    time.sleep(delay)
-                    continue
-                self.log.warning(
-                    "Submitting %s failed after the request may have reached the server (%s); "
-                    "checking the job list in %.1f s before sending it again",
-                    process_id,
-                    _describe(err),
-                    delay,
-                )
-                time.sleep(delay)
-                adopted = self._reconcile_submission(process_id, url, (first_sent, failed_at), err)
-                if adopted is not None:
-                    return adopted
-                if last:
-                    self.log.warning(
-                        "No job of %s was created by the failed request; giving up after %d attempts",
-                        process_id,
-                        attempts,
-                    )
-                    raise
-                self.log.warning(
-                    "No job of %s was created by the failed request; sending it again", process_id
-                )
-                continue
-            return self._parse_execution(reply)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _retry_delay(self, error: BaseException, attempt: int) -> float:
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after is not None:
-            return float(min(retry_after, RETRY_AFTER_CAP))
-        settings = self.settings
-        return backoff_seconds(attempt, settings.retry_wait_min, settings.retry_wait_max)
-
-    def _reconcile_submission(
-        self, process_id: str, url: str, in_flight: tuple[float, float], cause: BaseException
-    ) -> Execution | None:
-        """
-        After an ambiguous failure of an execute request: the job it created (adopted), or ``None``
-        if it created none; raises when that cannot be told.
-
-        :param in_flight: when the request was first sent and when it last failed (our clock).
-        """
-        base_url = self.settings.base_url
-        jobs_url = self.settings.url("jobs")
-        try:
-            jobs, offset = self._list_jobs_raw(process_id)
-        except (OGCProcessesAPIError, httpx.HTTPError) as err:
-            status = getattr(err, "http_status", None)
-            why = (
-                f"the server has no job list to check (HTTP {status} from GET {jobs_url})"
-                if status in (404, 405, 501)
-                else f"its job list could not be read ({_describe(err)})"
-            )
-            raise OGCSubmissionUncertainError(
-                f"The request to execute {process_id!r} may or may not have created a job on "
-                f"{base_url}: it failed after it may have reached the server ({_describe(cause)}), "
-                f"and {why}. It was not sent again, so that no duplicate job is created; check the "
-                "server's jobs before running it again.",
-                process_id=process_id,
-                cause=cause,
-                url=url,
-            ) from cause
-        if offset is None:
-            self.log.info(
-                "The job list of %s has no Date header; assuming the server's clock is ours", base_url
-            )
-        low, high = offset or (-1.0, 1.0)
-        # From the earliest the server's clock can have read when we sent the request...
-        window_start = in_flight[0] + low - CLOCK_SLACK
-        # ...to the latest it can have read when we saw the failure: our job was created before
-        # the server answered; one created later is a slow server's or another client's.
-        window_end = in_flight[1] + high + STALE_DATE + CLOCK_SLACK
-        candidates: list[dict[str, Any]] = []
-        after_failure: list[str] = []
-        unknown: list[str] = []
-        for raw in jobs:
-            job_id = _raw_job_id(raw)
-            if job_id is None or _is_claimed(base_url, job_id):
-                continue
-            owner = raw.get("processID", raw.get("processId", raw.get("process_id")))
-            if owner is not None and str(owner) != process_id:
-                continue
-            created = parse_timestamp(raw.get("created"))
-            if created is None:
-                # created <= started <= updated/finished: any of them before the window excludes the job.
-                later = [parse_timestamp(raw.get(k)) for k in ("started", "updated", "finished")]
-                if any(t is not None and t < window_start for t in later):
-                    continue
-                unknown.append(job_id)
-                continue
-            if created < window_start:
-                continue
-            if owner is None:
-                unknown.append(job_id)
-            elif created > window_end:
-                after_failure.append(job_id)
-            else:
-                candidates.append(raw)
-        unknown += after_failure
-        if len(candidates) == 1 and not unknown:
-            raw = candidates[0]
-            job_id = str(_raw_job_id(raw))
-            job_url = self.settings.url(_job_path(job_id))
-            try:
-                status = StatusInfo.from_dict(raw, job_url=job_url, job_id=job_id)
-            except OGCInvalidResponseError:
-                status = StatusInfo(job_id=job_id, status=JobStatus.ACCEPTED, job_url=job_url)
-            _claim(base_url, job_id)
-            self.log.warning(
-                "Adopted job %s: the response to the submission was lost (%s); the server's job list "
-                "shows this one job of %s created since the request was sent",
-                job_id,
-                _describe(cause),
-                process_id,
-            )
-            return Execution(job_id=job_id, job_url=job_url, status=status)
-        if not candidates and not unknown:
-            return None
-        ids = [str(_raw_job_id(raw)) for raw in candidates] + unknown
-        urls = [self.settings.url(_job_path(job_id)) for job_id in ids]
-        what = (
-            f"{len(ids)} job(s) of {process_id!r} created since it was first sent, "
-            f"{len(after_failure)} of them after the request failed"
-            if len(unknown) == len(after_failure)
-            else f"{len(ids)} jobs that may be of {process_id!r} and created since it was first sent "
-            "(the list does not give the process or the creation time of some)"
-        )
-        raise OGCAmbiguousSubmissionError(
-            f"The request to execute {process_id!r} on {base_url} failed after it may have reached "
-            f"the server ({_describe(cause)}), and the server's job list shows {what} that this "
-            f"process did not submit: {', '.join(urls)}. Any of them may be this request's job or "
-            "another client's, so none was adopted and nothing was resubmitted; check them (and "
-            "dismiss any duplicate) before running it again.",
-            process_id=process_id,
-            cause=cause,
-            candidates=urls,
-            url=url,
-        ) from cause
-
-    def _list_jobs_raw(self, process_id: str) -> tuple[list[Any], tuple[float, float] | None]:
-        """
-        The whole job list (raw documents) and bounds of the server's clock offset from the pages'
-        ``Date``. Asks for ``processID`` (and large pages); servers that ignore it list every job.
-        """
-        replies: list[tuple[httpx.Response, float]] = []
-        params = {"processID": process_id, "limit": 100}
-        jobs = list(self._paginate("jobs", "jobs", params, max_pages=MAX_RECONCILE_PAGES, replies=replies))
-        offset = server_clock_bounds(replies)
-        return jobs, offset
 
     def _parse_execution(self, reply: httpx.Response) -> Execution:
         body = decode_json(reply)
@@ -763,8 +526,8 @@ class OGCProcessesHook(BaseHook):
             query["limit"] = limit
         jobs = []
         for raw in self._paginate("jobs", "jobs", query or None):
-            job_id = raw.get("jobID", raw.get("jobId", raw.get("id"))) if isinstance(raw, dict) else None
-            url = self.settings.url(_job_path(str(job_id))) if job_id is not None else None
+            job_id = job_id_of(raw)
+            url = self.settings.url(_job_path(job_id)) if job_id is not None else None
             jobs.append(StatusInfo.from_dict(raw, job_url=url))
         return jobs
 
@@ -951,10 +714,6 @@ def _default_headers() -> dict[str, str]:
     return {"User-Agent": f"airflow-provider-ogc/{__version__}"}
 
 
-def _idempotent(method: str) -> bool:
-    return method.upper() in ("GET", "HEAD", "OPTIONS", "DELETE", "PUT")
-
-
 def _request_kwargs(
     params: Mapping[str, Any] | None,
     json_body: Any,
@@ -981,20 +740,6 @@ def _follow(
         kwargs = {k: v for k, v in kwargs.items() if k != "content"}
         kwargs["headers"] = {k: v for k, v in kwargs["headers"].items() if k.lower() != "content-type"}
     return new_method, str(target), {**kwargs, "params": None}
-
-
-def _describe(error: BaseException | None) -> str:
-    """An error for a log line: transport errors often have an empty or terse message."""
-    if error is None or isinstance(error, OGCProcessesError):
-        return str(error)
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-
-
-def _raw_job_id(raw: Any) -> str | None:
-    if not isinstance(raw, dict):
-        return None
-    value = raw.get("jobID", raw.get("jobId", raw.get("job_id", raw.get("id"))))
-    return None if value is None or isinstance(value, (dict, list, bool)) else str(value)
 
 
 def _raise_for_status(response: httpx.Response) -> httpx.Response:

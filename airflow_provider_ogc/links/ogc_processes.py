@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
+__all__ = ["OGCJobLink", "OGCJobResultsLink"]
+
 XCOM_JOB_ID = "job_id"
 XCOM_JOB_URL = "job_url"
 

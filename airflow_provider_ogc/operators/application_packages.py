@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ogc._compat import AirflowFailException
+from airflow_provider_ogc.exceptions import fail_permanent_errors
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -15,6 +16,13 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
+
+__all__ = [
+    "DeployProcessOperator",
+    "GetProcessPackageOperator",
+    "ReplaceProcessOperator",
+    "UndeployProcessOperator",
+]
 
 IF_EXISTS = ("fail", "replace", "skip")
 XCOM_PROCESS_ID = "process_id"
@@ -99,10 +107,9 @@ class DeployProcessOperator(_PackageOperator):
         self.process_id = process_id
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_ogc.operators.ogc_processes import fail_fast_on_permanent_errors
         from airflow_provider_ogc.packages import package_process_id
 
-        with fail_fast_on_permanent_errors():
+        with fail_permanent_errors(self.hook):
             try:
                 package, media_type = _resolve_package(self.package, self.package_url, self.content_type)
                 expected = self.process_id or (
@@ -167,9 +174,8 @@ class ReplaceProcessOperator(_PackageOperator):
         self.content_type = content_type
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_ogc.operators.ogc_processes import fail_fast_on_permanent_errors
 
-        with fail_fast_on_permanent_errors():
+        with fail_permanent_errors(self.hook):
             try:
                 package, media_type = _resolve_package(self.package, self.package_url, self.content_type)
             except (ValueError, TypeError, FileNotFoundError) as err:
@@ -201,9 +207,8 @@ class UndeployProcessOperator(_PackageOperator):
 
     def execute(self, context: Context) -> None:
         from airflow_provider_ogc.exceptions import OGCProcessesAPIError
-        from airflow_provider_ogc.operators.ogc_processes import fail_fast_on_permanent_errors
 
-        with fail_fast_on_permanent_errors():
+        with fail_permanent_errors(self.hook):
             try:
                 self.hook.undeploy_process(self.process_id)
             except OGCProcessesAPIError as err:
@@ -230,8 +235,7 @@ class GetProcessPackageOperator(_PackageOperator):
         self.process_id = process_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_ogc.operators.ogc_processes import fail_fast_on_permanent_errors
 
-        with fail_fast_on_permanent_errors():
+        with fail_permanent_errors(self.hook):
             package = self.hook.get_process_package(self.process_id)
         return {"content_type": package.content_type, "content": package.content}

@@ -3,79 +3,33 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_ogc._compat import AirflowException, AirflowFailException
+from airflow_provider_ogc._compat import AirflowFailException
+from airflow_provider_ogc.exceptions import (
+    OGCJobFailedError,
+    OGCJobFailedPermanentlyError,
+    describe_failure,
+    fail_permanent_errors,
+)
 from airflow_provider_ogc.links.ogc_processes import XCOM_JOB_ID, XCOM_JOB_URL, OGCJobLink, OGCJobResultsLink
 from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
     from airflow.sdk import Context
 
     from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
-    from airflow_provider_ogc.models import StatusInfo
+
+__all__ = ["ExecuteProcessOperator"]
 
 XCOM_ASSET_HREFS = "asset_hrefs"
 DEFAULT_MAX_RESULT_BYTES = 512 * 1024
-
-
-class OGCJobFailedError(AirflowException):
-    """The job ended ``failed`` or ``dismissed``, or could not be watched to its end."""
-
-
-class OGCJobFailedPermanentlyError(OGCJobFailedError, AirflowFailException):
-    """
-    The job cannot end well however often the task is retried, so the task fails without retries.
-
-    Raised when someone else dismissed the job on the server, or when watching it hit an error
-    that asking again cannot fix (the job is gone, the credentials are refused, the server's
-    answers are unusable).
-    """
-
-
-@contextmanager
-def fail_fast_on_permanent_errors(hook: Any = None, job_id: str | None = None) -> Iterator[None]:
-    """
-    Turn errors that a retry cannot fix into :class:`AirflowFailException` (no task retry).
-
-    4xx answers (but 408/429), answers this client cannot use (HTML or invalid JSON in a success,
-    an unknown status, no job id), invalid inputs, STAC results that cannot be reduced to hrefs
-    and a broken connection fail the task at once; a 5xx or a network error stays retryable.
-
-    :param hook: the hook used, so a 401 or 403 can name its connection.
-    :param job_id: the job whose status was asked, so a 404 says the job is gone.
-    """
-    from airflow_provider_ogc.exceptions import (
-        OGCConnectionConfigError,
-        OGCInvalidResponseError,
-        OGCProcessesAPIError,
-        OGCSubmissionUncertainError,
-    )
-    from airflow_provider_ogc.inputs import InvalidInputsError
-    from airflow_provider_ogc.s3 import S3LocationError
-    from airflow_provider_ogc.stac import StacResultsError
-    from airflow_provider_ogc.triggers.ogc_processes import auth_type_of, explain_error
-
-    try:
-        yield
-    except (InvalidInputsError, OGCConnectionConfigError, StacResultsError, S3LocationError) as err:
-        raise AirflowFailException(str(err)) from err
-    except OGCInvalidResponseError as err:  # the same request would get the same unusable answer
-        raise AirflowFailException(str(err)) from err
-    except OGCSubmissionUncertainError as err:  # a retry would resubmit blindly: a possible duplicate
-        raise AirflowFailException(str(err)) from err
-    except OGCProcessesAPIError as err:
-        if err.http_status is not None and 400 <= err.http_status < 500 and not err.is_transient:
-            explained = explain_error(err, getattr(hook, "ogc_conn_id", "?"), auth_type_of(hook), job_id)
-            raise AirflowFailException(explained[:1].upper() + explained[1:]) from err
-        raise
 
 
 def check_poll_intervals(poll_interval: float, max_poll_interval: float) -> None:
@@ -198,7 +152,7 @@ class ExecuteProcessOperator(BaseOperator):
                 "nothing?)"
             )
         memo = JobMemo(context) if self.reattach_on_retry else None
-        with fail_fast_on_permanent_errors(self.hook):
+        with fail_permanent_errors(self.hook):
             # Python objects from templating (a set, NaN, a dict rendered as text) are named here,
             # before anything is sent.
             inputs = json_inputs(self.process_id, self.inputs)
@@ -233,6 +187,7 @@ class ExecuteProcessOperator(BaseOperator):
     def _reattach(self, memo: Any) -> dict[str, Any] | None:
         """The earlier try's job if it is still running or succeeded; else ``None`` (submit anew)."""
         from airflow_provider_ogc.exceptions import OGCProcessesAPIError
+        from airflow_provider_ogc.models import JobStatus
 
         job = memo.get()
         if not job:
@@ -246,7 +201,7 @@ class ExecuteProcessOperator(BaseOperator):
                 )
                 return None
             raise
-        if info.status.value in ("failed", "dismissed"):
+        if info.status in (JobStatus.FAILED, JobStatus.DISMISSED):
             self.log.warning(
                 "The job of an earlier try (%s) ended %s; submitting a new one",
                 info.job_id,
@@ -318,31 +273,30 @@ class ExecuteProcessOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: fetch the results, or fail with the server's message."""
+        from airflow_provider_ogc.events import JobEvent, JobOutcome
         from airflow_provider_ogc.operators._job_memo import JobMemo
 
-        job_id = event["job_id"]
-        self._job_id = job_id
+        outcome = JobEvent.from_payload(event)
+        self._job_id = outcome.job_id
         memo = JobMemo(context) if self.reattach_on_retry else None
-        status = event.get("status")
-        if status == "successful":
-            return self._finish(context, job_id, memo)
+        if outcome.succeeded:
+            return self._finish(context, outcome.job_id, memo)
         self._finished = True  # nothing left to dismiss
-        if memo and status in ("failed", "dismissed"):
+        if memo and outcome.outcome in (JobOutcome.FAILED, JobOutcome.DISMISSED):
             memo.clear()
-        message = describe_failure(event, self.process_id)
-        if status == "timeout":
+        message = describe_failure(outcome, self.process_id)
+        if outcome.outcome is JobOutcome.TIMEOUT:
             limits = [f"timeout {self.timeout:g}s"] if self.timeout else []
             if self.execution_timeout:
                 limits.append(f"execution_timeout {self.execution_timeout.total_seconds():g}s")
             if limits:
                 message = f"{message} ({'; '.join(limits)})"
-        if status == "dismissed" or (status == "error" and event.get("permanent")):
-            # Someone cancelled the job on purpose, or a retry would meet the same error.
+        if outcome.fails_permanently:
             raise OGCJobFailedPermanentlyError(message)
         raise OGCJobFailedError(message)
 
     def _finish(self, context: Context, job_id: str, memo: Any) -> Any:
-        with fail_fast_on_permanent_errors(self.hook):
+        with fail_permanent_errors(self.hook):
             results = self.hook.get_job_results(job_id)
         value = self._results_to_xcom(context, results)
         self._finished = True
@@ -355,7 +309,7 @@ class ExecuteProcessOperator(BaseOperator):
 
         from airflow_provider_ogc.stac import extract_stac
 
-        with fail_fast_on_permanent_errors(self.hook):
+        with fail_permanent_errors(self.hook):
             stac = extract_stac(results, output=self.stac_output, read_json=self._read_json)
         if stac is not None:
             context["ti"].xcom_push(key=XCOM_ASSET_HREFS, value=stac.asset_hrefs)
@@ -390,25 +344,3 @@ class ExecuteProcessOperator(BaseOperator):
             self.log.info("Dismissed job %s", self._job_id)
         except Exception as err:
             self.log.warning("Could not dismiss job %s: %s", self._job_id, err)
-
-
-def describe_failure(event: dict[str, Any], process_id: str | None) -> str:
-    """The message of a failed task: the server's message, and where the job's logs are."""
-    from airflow_provider_ogc.models import StatusInfo
-
-    status = event.get("status")
-    job_id = event.get("job_id")
-    of_process = f" of process {process_id!r}" if process_id else ""
-    message = event.get("message") or "(the server gave no message)"
-    if status in ("failed", "dismissed"):
-        # A task dismisses its job only when it times out or is killed, which give other events.
-        ended = "was dismissed on the server (not by this task)" if status == "dismissed" else "ended failed"
-        text = f"Job {job_id}{of_process} {ended}: {message}"
-        info: StatusInfo | None = StatusInfo.from_plain(event["job"]) if event.get("job") else None
-        logs = info.log_links() if info else []
-        if logs:
-            text += f" (job logs: {', '.join(logs)})"
-        if info and info.job_url:
-            text += f" (status: {info.job_url})"
-        return text
-    return str(message)

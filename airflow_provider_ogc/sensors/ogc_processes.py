@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_ogc._compat import AirflowFailException, AirflowSensorTimeout
+from airflow_provider_ogc.exceptions import describe_failure, fail_permanent_errors
 from airflow_provider_ogc.links.ogc_processes import XCOM_JOB_URL, OGCJobLink, OGCJobResultsLink
 from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL
 
@@ -17,7 +18,10 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_provider_ogc.events import JobEvent
     from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
+
+__all__ = ["JobStatusSensor"]
 
 
 class JobStatusSensor(BaseSensorOperator):
@@ -68,27 +72,21 @@ class JobStatusSensor(BaseSensorOperator):
         return OGCProcessesHook(ogc_conn_id=self.ogc_conn_id)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        from airflow_provider_ogc.operators.ogc_processes import fail_fast_on_permanent_errors
+        from airflow_provider_ogc.events import JobEvent
+        from airflow_provider_ogc.models import JobStatus
 
         if not isinstance(self.job_id, str) or not self.job_id.strip():
             raise AirflowFailException(
                 f"job_id must be a non-empty string, got {self.job_id!r} (did its template, e.g. an "
                 "xcom_pull, render nothing?)"
             )
-        with fail_fast_on_permanent_errors(self.hook, job_id=self.job_id):
+        with fail_permanent_errors(self.hook, job_id=self.job_id):
             info = self.hook.get_job_status(self.job_id)
         context["ti"].xcom_push(key=XCOM_JOB_URL, value=info.job_url)
         self.log.info(info.describe())
-        if info.status.value in ("failed", "dismissed"):
-            self._fail(
-                {
-                    "status": info.status.value,
-                    "job_id": info.job_id,
-                    "message": info.message,
-                    "job": info.to_dict(),
-                }
-            )
-        if info.status.value == "successful":
+        if info.status in (JobStatus.FAILED, JobStatus.DISMISSED):
+            self._fail(JobEvent.ended(info))
+        if info.status is JobStatus.SUCCESSFUL:
             return PokeReturnValue(is_done=True, xcom_value=info.to_dict())
         return False
 
@@ -117,15 +115,16 @@ class JobStatusSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        status = event.get("status")
-        if status == "successful":
-            self.log.info("Job %s succeeded", event["job_id"])
-            return event.get("job")
-        if status == "timeout":
-            raise AirflowSensorTimeout(f"Job {event['job_id']} was still running when the sensor timed out")
-        self._fail(event)
+        from airflow_provider_ogc.events import JobEvent, JobOutcome
 
-    def _fail(self, event: dict[str, Any]) -> None:
-        from airflow_provider_ogc.operators.ogc_processes import describe_failure
+        outcome = JobEvent.from_payload(event)
+        if outcome.succeeded:
+            self.log.info("Job %s succeeded", outcome.job_id)
+            return outcome.job
+        if outcome.outcome is JobOutcome.TIMEOUT:
+            raise AirflowSensorTimeout(f"Job {outcome.job_id} was still running when the sensor timed out")
+        self._fail(outcome)
 
+    @staticmethod
+    def _fail(event: JobEvent) -> None:
         raise AirflowFailException(describe_failure(event, None))

@@ -13,9 +13,9 @@ from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL, DEFAULT_POLL
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-# Event statuses besides the job statuses (successful, failed, dismissed).
-EVENT_TIMEOUT = "timeout"
-EVENT_ERROR = "error"
+    from airflow_provider_ogc.events import JobEvent
+
+__all__ = ["OGCJobTrigger"]
 
 
 class OGCJobTrigger(BaseTrigger):
@@ -27,6 +27,7 @@ class OGCJobTrigger(BaseTrigger):
     ``Retry-After`` up to ``max_poll_interval``, and rides out up to ``max_transient_errors``
     consecutive connection errors, 5xx and 429 answers. Anything else (a 4xx, an unusable answer)
     ends the watch at once with an ``error`` event marked ``permanent``; the trigger never raises.
+    Its one event is a :class:`~airflow_provider_ogc.events.JobEvent`.
     Each change of status, progress or message is logged, so the task log shows the job's progress.
     All triggers of a triggerer process share one connection pool per server.
 
@@ -94,13 +95,16 @@ class OGCJobTrigger(BaseTrigger):
         return OGCProcessesHook(ogc_conn_id=self.ogc_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_ogc.hooks._http import is_transient_error
+        from airflow_provider_ogc.events import JobEvent, JobOutcome
+        from airflow_provider_ogc.exceptions import explain_error
         from airflow_provider_ogc.polling import PollSchedule
+        from airflow_provider_ogc.retry import is_transient, retry_after_of
 
         try:
             schedule = PollSchedule(self.min_poll_interval, self.max_poll_interval, self.poll_ratio)
         except ValueError as err:  # an event, not a traceback in the triggerer's loop
-            yield self._event(EVENT_ERROR, f"Cannot watch job {self.job_id}: {err}", permanent=True)
+            message = f"Cannot watch job {self.job_id}: {err}"
+            yield self._fire(JobEvent(JobOutcome.ERROR, self.job_id, message, permanent=True))
             return
         hook = self._hook()
         failures = 0
@@ -113,7 +117,7 @@ class OGCJobTrigger(BaseTrigger):
             try:
                 info = await hook.aget_job_status(self.job_id)
             except Exception as err:  # any failure becomes an event: a trigger must not die silently
-                transient = is_transient_error(err)
+                transient = is_transient(err)
                 failures += 1
                 if not transient or failures > self.max_transient_errors:
                     why = (
@@ -123,24 +127,24 @@ class OGCJobTrigger(BaseTrigger):
                         if failures > 1
                         else "transient error, max_transient_errors=0"
                     )
-                    explained = explain_error(err, self.ogc_conn_id, auth_type_of(hook), job_id=self.job_id)
-                    yield self._event(
-                        EVENT_ERROR,
-                        f"Polling job {self.job_id} failed ({why}): {explained}",
-                        permanent=not transient,
+                    auth_type = getattr(hook._settings, "auth_type", None)  # None: the connection is bad
+                    explained = explain_error(err, self.ogc_conn_id, auth_type, job_id=self.job_id)
+                    message = f"Polling job {self.job_id} failed ({why}): {explained}"
+                    yield self._fire(
+                        JobEvent(JobOutcome.ERROR, self.job_id, message, permanent=not transient)
                     )
                     return
                 self.log.warning(
                     "Polling job %s failed (%d in a row), retrying: %s", self.job_id, failures, err
                 )
-                wait = getattr(err, "retry_after", None)
+                wait = retry_after_of(err)
             else:
                 failures = 0
                 if info.describe() != last_seen:
                     last_seen = info.describe()
                     self.log.info(last_seen)
                 if info.is_terminal:
-                    yield self._event(info.status.value, info.message, job=info.to_dict())
+                    yield self._fire(JobEvent.ended(info))
                     return
             delay = schedule.next_interval(time.time() - self.submitted_at)
             if wait is not None:
@@ -151,29 +155,17 @@ class OGCJobTrigger(BaseTrigger):
                 delay = max(0.0, min(delay, self.deadline - time.time()))
             await asyncio.sleep(delay)
 
-    def _event(
-        self,
-        status: str,
-        message: str | None,
-        job: dict[str, Any] | None = None,
-        permanent: bool = False,
-    ) -> TriggerEvent:
-        """
-        The trigger's one event.
-
-        :param permanent: for an error: a task retry cannot fix it (a 4xx, an unusable answer),
-            so the task fails without retries.
-        """
-        payload: dict[str, Any] = {"status": status, "job_id": self.job_id, "message": message, "job": job}
-        if status == EVENT_ERROR:
-            payload["permanent"] = permanent
-        return TriggerEvent(payload)
+    @staticmethod
+    def _fire(event: JobEvent) -> TriggerEvent:
+        return TriggerEvent(event.to_payload())
 
     async def _timed_out(self, hook: Any) -> TriggerEvent:
+        from airflow_provider_ogc.events import JobEvent, JobOutcome
+
         message = f"Job {self.job_id} did not finish before its deadline"
         if self.dismiss_on_timeout and await dismiss_quietly(hook, self.job_id, self.log):
             message += "; it was dismissed"
-        return self._event(EVENT_TIMEOUT, message)
+        return self._fire(JobEvent(JobOutcome.TIMEOUT, self.job_id, message))
 
     async def on_kill(self) -> None:
         """A user killed the deferred task (mark failed/success, clear): dismiss the job, never raise."""
@@ -190,45 +182,3 @@ async def dismiss_quietly(hook: Any, job_id: str, log: Any, timeout: float = 30.
         return False
     log.info("Dismissed job %s", job_id)
     return True
-
-
-def auth_type_of(hook: Any) -> str | None:
-    """The connection's auth type if the hook has read it (not when the connection itself is bad)."""
-    return getattr(getattr(hook, "_settings", None), "auth_type", None)
-
-
-def explain_error(err: BaseException, conn_id: str, auth_type: str | None, job_id: str | None = None) -> str:
-    """
-    ``str(err)``, led by what to check when the cause is on the user's side.
-
-    A 401 points at the connection's credentials (or their absence), a 403 at their rights, and a
-    404 for a job (``job_id`` given) says the job is gone from the server.
-
-    :param err: the error.
-    :param conn_id: the ``ogc_processes`` connection used.
-    :param auth_type: its ``auth_type``, if known.
-    :param job_id: the job the request was about, if it was a job's status.
-    """
-    status = getattr(err, "http_status", None)
-    hint = ""
-    if status == 401:
-        if auth_type == "none":
-            hint = (
-                f"the server wants credentials and connection {conn_id!r} sends none (auth_type none): "
-                "set its Password (token or API key), Login and auth_type"
-            )
-        elif auth_type is None:
-            hint = f"the server wants credentials: check the Login, Password and auth_type of {conn_id!r}"
-        else:
-            hint = (
-                f"the server refused the credentials of connection {conn_id!r} (auth_type {auth_type}): "
-                "check its Login/Password and auth_type"
-            )
-    elif status == 403:
-        hint = (
-            f"the server forbids this request to connection {conn_id!r}: check its credentials and their "
-            "rights on the server"
-        )
-    elif status == 404 and job_id is not None:
-        hint = f"job {job_id!r} was not found on the server (dismissed or deleted there, or never created)"
-    return f"{hint}: {err}" if hint else str(err)

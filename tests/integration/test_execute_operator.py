@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_ogc._compat import AirflowFailException, TaskDeferred
+from airflow_provider_ogc.exceptions import OGCJobFailedError
 from airflow_provider_ogc.models import JobStatus
-from airflow_provider_ogc.operators import ExecuteProcessOperator, OGCJobFailedError
+from airflow_provider_ogc.operators import ExecuteProcessOperator
 from airflow_provider_ogc.triggers import OGCJobTrigger
 from tests.servers.launch import RunningServer
 from tests.support.context import MemoryStateStore, make_context, run_trigger

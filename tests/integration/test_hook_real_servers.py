@@ -9,6 +9,7 @@ import pytest
 
 from airflow_provider_ogc.exceptions import OGCProcessesAPIError
 from airflow_provider_ogc.models import JobStatus
+from airflow_provider_ogc.retry import is_transient
 from tests.servers.launch import RunningServer
 from tests.support.jobs import wait_for_job
 from tests.support.openapi import validate
@@ -169,7 +170,7 @@ def test_dismiss_a_running_job(hook: Any, server: RunningServer) -> None:
 def test_unknown_process_and_job_fail_at_once(hook: Any) -> None:
     with pytest.raises(OGCProcessesAPIError) as caught:
         hook.get_process("no-such-process")
-    assert caught.value.http_status == 404 and not caught.value.is_transient
+    assert caught.value.http_status == 404 and not is_transient(caught.value)
     with pytest.raises(OGCProcessesAPIError) as caught:
         hook.execute_process("no-such-process", {})
     assert caught.value.http_status == 404

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ogc.s3 import S3LocationError, S3Reader, split_s3_url
+from airflow_provider_ogc.exceptions import S3LocationError
+from airflow_provider_ogc.s3 import S3Reader, split_s3_url
 from tests.support.seed import seed_feature_collection
 
 pytestmark = pytest.mark.integration

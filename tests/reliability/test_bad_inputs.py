@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from airflow_provider_ogc._compat import AirflowFailException, TaskDeferred
-from airflow_provider_ogc.operators import ExecuteProcessOperator, OGCJobFailedError
-from airflow_provider_ogc.operators.ogc_processes import OGCJobFailedPermanentlyError
+from airflow_provider_ogc.exceptions import OGCJobFailedError, OGCJobFailedPermanentlyError
+from airflow_provider_ogc.operators import ExecuteProcessOperator
 from airflow_provider_ogc.sensors import JobStatusSensor
 from airflow_provider_ogc.triggers import OGCJobTrigger
 from tests.support.context import make_context, run_trigger

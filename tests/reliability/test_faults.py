@@ -23,6 +23,7 @@ from tests.conftest import server_bin
 from tests.reliability.fault_proxy import FAULT_KINDS, FORWARDING_FAULTS, Fault, FaultProxy, ProxiedRequest
 from tests.servers.launch import RunningServer, start_pygeoapi, start_wraptile
 from tests.support.context import run_trigger
+from tests.support.jobs import wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -227,6 +228,7 @@ def test_each_fault_on_the_execute_request(
     assert bool(proxy.records("GET", "^/jobs$")) is listed
     if fault.kind in FORWARDING_FAULTS:
         assert _created_job_id(sent[0].upstream_response) == execution.job_id, "the lost job was adopted"
+    wait_for_job(hook, execution.job_id)  # the job may not have started yet (wraptile: 403 result-not-ready)
     assert hook.get_job_results(execution.job_id) == {"echo": f"one {fault.kind}"}
 
 

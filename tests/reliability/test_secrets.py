@@ -37,11 +37,11 @@ import httpx
 import pytest
 
 from airflow_provider_ogc._compat import TaskDeferred
-from airflow_provider_ogc.exceptions import OGCConnectionConfigError
+from airflow_provider_ogc.exceptions import OGCConnectionConfigError, S3LocationError
 from airflow_provider_ogc.hooks import OGCProcessesHook
 from airflow_provider_ogc.hooks.ogc_processes import aclose_shared_clients
 from airflow_provider_ogc.operators import ExecuteProcessOperator
-from airflow_provider_ogc.s3 import S3LocationError, S3Reader
+from airflow_provider_ogc.s3 import S3Reader
 from airflow_provider_ogc.sensors import JobStatusSensor
 from airflow_provider_ogc.triggers import OGCJobTrigger
 from tests.servers.launch import RunningServer

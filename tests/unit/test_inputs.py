@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ogc.inputs import InvalidInputsError, validate_inputs
+from airflow_provider_ogc.exceptions import InvalidInputsError
+from airflow_provider_ogc.inputs import validate_inputs
 
 WATER_BODIES = {
     "id": "water-bodies",

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ogc.stac import StacResultsError, extract_stac
+from airflow_provider_ogc.exceptions import StacResultsError
+from airflow_provider_ogc.stac import extract_stac
 from tests.support.seed import SEED_JOB_ID, seed_feature_collection
 
 

@@ -135,3 +135,4 @@ def test_polls_adaptively(replay: ReplayServer, make_conn: Any) -> None:
     run_trigger(trig)
     polls = len(replay.hits("GET", JOB))
     assert 2 <= polls <= 4, f"{polls} polls in 2.5 s at a 1 s ceiling"
+
