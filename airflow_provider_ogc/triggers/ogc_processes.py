@@ -168,9 +168,75 @@ class OGCJobTrigger(BaseTrigger):
         return self._fire(JobEvent(JobOutcome.TIMEOUT, self.job_id, message))
 
     async def on_kill(self) -> None:
-        """A user killed the deferred task (mark failed/success, clear): dismiss the job, never raise."""
-        if self.dismiss_on_kill:
-            await dismiss_quietly(self._hook(), self.job_id, self.log)
+        """
+        Dismiss the job when a person stopped the task (mark failed/success, clear); never raise.
+
+        Airflow 3.3 also calls ``on_kill`` when a triggerer that lost its triggers to another one
+        (its heartbeat lapsed) resumes and drops them. The task is then still deferred, and its
+        job is watched elsewhere, so the task instance's state is asked first: the job is
+        dismissed only when the task was stopped, and kept when the state says it lives on or
+        cannot be read.
+        """
+        if not self.dismiss_on_kill:
+            return
+        # The triggerer may cancel a trigger again while on_kill runs: the dismissal goes on
+        # in its own task rather than stopping half way.
+        work = asyncio.ensure_future(self._dismiss_if_stopped())
+        _ON_KILL_TASKS.add(work)
+        work.add_done_callback(_ON_KILL_TASKS.discard)
+        await asyncio.shield(work)
+
+    async def _dismiss_if_stopped(self) -> None:
+        ti = getattr(self, "task_instance", None)
+        if ti is not None:  # None: called directly, outside a triggerer: nothing else can be watching
+            state = await self._task_state(ti)
+            if state is _UNKNOWN:
+                self.log.info(
+                    "Not dismissing job %s: the task instance's state cannot be read, so whether a "
+                    "person stopped the task is unknown",
+                    self.job_id,
+                )
+                return
+            if state not in STOPPED_TASK_STATES:
+                self.log.info(
+                    "Not dismissing job %s: the task instance is %r, so the task was not stopped (its "
+                    "trigger moved to another triggerer, or it is resuming)",
+                    self.job_id,
+                    state,
+                )
+                return
+            self.log.info("The task instance is %r: dismissing job %s", state, self.job_id)
+        await dismiss_quietly(self._hook(), self.job_id, self.log)
+
+    async def _task_state(self, ti: Any) -> Any:
+        """The task instance's current state from the metadata database, or ``_UNKNOWN``."""
+        try:
+            from airflow.sdk.execution_time import task_runner
+            from airflow.sdk.execution_time.comms import GetTaskStates
+
+            # The triggerer's own channel to its supervisor, awaited in this loop (no thread).
+            query = GetTaskStates(
+                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+            )
+            reply = await asyncio.wait_for(task_runner.SUPERVISOR_COMMS.asend(query), STATE_LOOKUP_TIMEOUT)
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+            return getattr(reply, "task_states", {})[ti.run_id][key]
+        except Exception as err:
+            self.log.warning("Cannot read the state of task instance %s: %s", ti, err)
+            return _UNKNOWN
+
+
+# Task instance states a person's action leaves a deferred task in: marked failed or success,
+# skipped, cleared (no state, or restarting). Anything else (deferred: reassigned to another
+# triggerer; scheduled, queued, running: resuming after the trigger fired) keeps the job.
+STOPPED_TASK_STATES = frozenset(
+    {"failed", "success", "skipped", "removed", "upstream_failed", "restarting", None}
+)
+_UNKNOWN = object()
+# The triggerer's supervisor may take many seconds to answer under load; the lookup runs on past
+# Airflow's [triggerer] on_kill_timeout (30 s) in its own task, and gives up only after this.
+STATE_LOOKUP_TIMEOUT = 90.0
+_ON_KILL_TASKS: set[asyncio.Task[None]] = set()
 
 
 async def dismiss_quietly(hook: Any, job_id: str, log: Any, timeout: float = 30.0) -> bool:

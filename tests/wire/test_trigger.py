@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -136,3 +137,45 @@ def test_polls_adaptively(replay: ReplayServer, make_conn: Any) -> None:
     polls = len(replay.hits("GET", JOB))
     assert 2 <= polls <= 4, f"{polls} polls in 2.5 s at a 1 s ceiling"
 
+
+TASK = SimpleNamespace(dag_id="d", task_id="run", run_id="manual__1", map_index=-1, try_number=1)
+
+
+@pytest.mark.parametrize(
+    ("state", "dismissed"),
+    [
+        ("failed", True),  # marked failed
+        ("success", True),  # marked success
+        (None, True),  # cleared
+        ("restarting", True),
+        ("deferred", False),  # reassigned to another triggerer, which watches the job now
+        ("scheduled", False),  # the trigger fired elsewhere and the task is resuming
+        ("queued", False),
+        ("running", False),
+    ],
+)
+async def test_on_kill_dismisses_only_a_task_a_person_stopped(
+    replay: ReplayServer, make_conn: Any, monkeypatch: pytest.MonkeyPatch, state: str | None, dismissed: bool
+) -> None:
+    replay.route("DELETE", JOB, Reply(200, {"jobID": "j1", "status": "dismissed"}))
+    trig = trigger(make_conn(f"{replay.url}/ogc"))
+    trig.task_instance = TASK
+
+    async def task_state(ti: Any) -> str | None:
+        assert ti is TASK
+        return state
+
+    monkeypatch.setattr(trig, "_task_state", task_state)
+    await trig.on_kill()
+    assert len(replay.hits("DELETE", JOB)) == int(dismissed)
+
+
+async def test_on_kill_keeps_the_job_when_the_task_state_cannot_be_read(
+    replay: ReplayServer, make_conn: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Outside a triggerer there is no supervisor to ask: the lookup really fails.
+    trig = trigger(make_conn(f"{replay.url}/ogc"))
+    trig.task_instance = TASK
+    await trig.on_kill()
+    assert not replay.hits("DELETE", JOB)
+    assert "Not dismissing job j1: the task instance's state cannot be read" in capsys.readouterr().out
