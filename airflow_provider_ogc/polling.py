@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PollSchedule"]
+__all__ = ["PollSchedule", "task_poll_intervals"]
 
 # Defaults measured in benchmarks/ (polling): a job is noticed within 20% of its duration, with
 # under half the polls of the seed's fixed 10 s loop over jobs of 5 s to 1 h.
@@ -45,3 +45,19 @@ class PollSchedule:
     def next_interval(self, elapsed: float) -> float:
         """Seconds to wait before the next poll, ``elapsed`` seconds after submission."""
         return min(self.max_interval, max(self.min_interval, elapsed * self.ratio))
+
+
+def task_poll_intervals(poll_interval: float, max_poll_interval: float) -> tuple[float, float]:
+    """
+    A task's poll intervals, refused when the DAG is parsed if the trigger could not use them.
+
+    :raises ValueError: naming the parameters.
+    """
+    try:
+        PollSchedule(poll_interval, max_poll_interval)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "poll_interval and max_poll_interval must satisfy 0 < poll_interval <= max_poll_interval, "
+            f"got {poll_interval!r} and {max_poll_interval!r}"
+        ) from None
+    return poll_interval, max_poll_interval

@@ -31,30 +31,6 @@ def split_s3_url(url: str) -> tuple[str, str]:
     return parts.netloc, parts.path.lstrip("/")
 
 
-def _verify_option(value: Any) -> bool | str:
-    """
-    The ``verify`` extra as boto3 takes it: verification on or off, or a CA bundle path.
-
-    The connection form gives strings, and boto3 would take ``"false"`` for a (missing) CA bundle
-    file: boolean words become booleans, an empty value keeps verification on.
-
-    :param value: the extra's value.
-    :raises OGCConnectionConfigError: a value that is neither a boolean nor a path.
-    """
-    if value is None or isinstance(value, bool):
-        return value is not False  # null keeps the default: verification on
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in ("", "true", "1", "yes"):
-            return True
-        if word in ("false", "0", "no"):
-            return False
-        return value.strip()
-    raise OGCConnectionConfigError(
-        f"The aws connection's verify must be a boolean or a CA bundle path, got {value!r}"
-    )
-
-
 class S3Reader:
     """
     A small boto3 client for what downstream tasks read from job results.
@@ -89,7 +65,12 @@ class S3Reader:
             if extra.get("region_name"):
                 options["region_name"] = extra["region_name"]
             if "verify" in extra:
-                options["verify"] = _verify_option(extra["verify"])
+                from airflow_provider_ogc.hooks._http import tls_verify_option
+
+                try:
+                    options["verify"] = tls_verify_option(extra["verify"])
+                except ValueError as err:
+                    raise OGCConnectionConfigError(f"The aws connection's {err}") from None
         return boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}), **options)
 
     def read_bytes(self, url: str) -> bytes:

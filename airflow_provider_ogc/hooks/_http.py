@@ -223,17 +223,32 @@ def _parse_headers(raw: Any, conn_id: str) -> dict[str, str]:
 def _parse_verify(extra: Mapping[str, Any], conn_id: str) -> bool | str:
     if extra.get("ca_bundle"):
         return str(extra["ca_bundle"])
-    value = extra.get("verify", True)
-    if isinstance(value, bool):
-        return value
+    try:
+        return tls_verify_option(extra.get("verify"))
+    except ValueError as err:
+        raise OGCConnectionConfigError(f"Connection {conn_id!r}: {err}") from None
+
+
+def tls_verify_option(value: Any) -> bool | str:
+    """
+    A connection's ``verify`` extra: TLS verification on or off, or a CA bundle path.
+
+    Connection forms give strings, and a client would take ``"false"`` for a (missing) CA bundle
+    file: boolean words become booleans; no value keeps verification on.
+
+    :param value: the extra's value.
+    :raises ValueError: a value that is neither a boolean nor a path.
+    """
+    if value is None or isinstance(value, bool):
+        return value is not False  # null keeps the default: verification on
     if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("true", "1", "yes", ""):
+        word = value.strip().lower()
+        if word in ("", "true", "1", "yes"):
             return True
-        if lowered in ("false", "0", "no"):
+        if word in ("false", "0", "no"):
             return False
-        return value  # a CA bundle path
-    raise OGCConnectionConfigError(f"Connection {conn_id!r}: verify must be a boolean or a CA bundle path")
+        return value.strip()
+    raise ValueError(f"verify must be a boolean or a CA bundle path, got {value!r}")
 
 
 def _positive_number(

@@ -42,6 +42,30 @@ class _PackageOperator(BaseOperator):
         return OGCProcessesHook(ogc_conn_id=self.ogc_conn_id)
 
 
+class _PackageSender(_PackageOperator):
+    """Shared by the operators that send a package: where it comes from, and its media type."""
+
+    def __init__(
+        self,
+        *,
+        package: Any = None,
+        package_url: str | None = None,
+        content_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.package = package
+        self.package_url = package_url
+        self.content_type = content_type
+
+    def _package(self, purpose: str) -> tuple[Any, str | None]:
+        """The package to send and its media type; a bad one fails the task without retries."""
+        try:
+            return _resolve_package(self.package, self.package_url, self.content_type)
+        except (ValueError, TypeError, FileNotFoundError) as err:
+            raise AirflowFailException(f"Cannot {purpose} this package: {err}") from err
+
+
 def _resolve_package(
     package: Any, package_url: str | None, content_type: str | None
 ) -> tuple[Any, str | None]:
@@ -63,7 +87,7 @@ def _resolve_package(
     return package, content_type
 
 
-class DeployProcessOperator(_PackageOperator):
+class DeployProcessOperator(_PackageSender):
     """
     Deploy an application package as a process (``POST /processes``), and push its process id.
 
@@ -88,9 +112,6 @@ class DeployProcessOperator(_PackageOperator):
     def __init__(
         self,
         *,
-        package: Any = None,
-        package_url: str | None = None,
-        content_type: str | None = None,
         workflow_id: str | None = None,
         if_exists: str = "fail",
         process_id: str | None = None,
@@ -99,9 +120,6 @@ class DeployProcessOperator(_PackageOperator):
         super().__init__(**kwargs)
         if if_exists not in IF_EXISTS:
             raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}")
-        self.package = package
-        self.package_url = package_url
-        self.content_type = content_type
         self.workflow_id = workflow_id
         self.if_exists = if_exists
         self.process_id = process_id
@@ -110,12 +128,12 @@ class DeployProcessOperator(_PackageOperator):
         from airflow_provider_ogc.packages import package_process_id
 
         with fail_permanent_errors(self.hook):
+            package, media_type = self._package("deploy")
             try:
-                package, media_type = _resolve_package(self.package, self.package_url, self.content_type)
                 expected = self.process_id or (
                     None if self.package_url else package_process_id(package, self.workflow_id)
                 )
-            except (ValueError, TypeError, FileNotFoundError) as err:
+            except (ValueError, TypeError) as err:
                 raise AirflowFailException(f"Cannot deploy this package: {err}") from err
             if expected and self._is_deployed(expected):
                 if self.if_exists == "fail":
@@ -143,7 +161,7 @@ class DeployProcessOperator(_PackageOperator):
         return process_id
 
 
-class ReplaceProcessOperator(_PackageOperator):
+class ReplaceProcessOperator(_PackageSender):
     """
     Replace a deployed process with a new package version (``PUT /processes/{processId}``).
 
@@ -158,28 +176,13 @@ class ReplaceProcessOperator(_PackageOperator):
     template_fields: Sequence[str] = ("process_id", "package", "package_url")
     ui_color = "#e8f1d4"
 
-    def __init__(
-        self,
-        *,
-        process_id: str,
-        package: Any = None,
-        package_url: str | None = None,
-        content_type: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, process_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.process_id = process_id
-        self.package = package
-        self.package_url = package_url
-        self.content_type = content_type
 
     def execute(self, context: Context) -> str:
-
         with fail_permanent_errors(self.hook):
-            try:
-                package, media_type = _resolve_package(self.package, self.package_url, self.content_type)
-            except (ValueError, TypeError, FileNotFoundError) as err:
-                raise AirflowFailException(f"Cannot replace with this package: {err}") from err
+            package, media_type = self._package("replace with")
             replaced = self.hook.replace_process(self.process_id, package, content_type=media_type)
         self.log.info("Replaced process %s", replaced.process_id)
         context["ti"].xcom_push(key=XCOM_PROCESS_ID, value=replaced.process_id)

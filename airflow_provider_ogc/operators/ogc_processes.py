@@ -17,7 +17,7 @@ from airflow_provider_ogc.exceptions import (
     fail_permanent_errors,
 )
 from airflow_provider_ogc.links.ogc_processes import XCOM_JOB_ID, XCOM_JOB_URL, OGCJobLink, OGCJobResultsLink
-from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL
+from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL, task_poll_intervals
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,23 +30,6 @@ __all__ = ["ExecuteProcessOperator"]
 
 XCOM_ASSET_HREFS = "asset_hrefs"
 DEFAULT_MAX_RESULT_BYTES = 512 * 1024
-
-
-def check_poll_intervals(poll_interval: float, max_poll_interval: float) -> None:
-    """
-    Refuse poll intervals the trigger could not use, when the DAG is parsed rather than in the triggerer.
-
-    :raises ValueError: naming the parameters.
-    """
-    from airflow_provider_ogc.polling import PollSchedule
-
-    try:
-        PollSchedule(poll_interval, max_poll_interval)
-    except (TypeError, ValueError):
-        raise ValueError(
-            "poll_interval and max_poll_interval must satisfy 0 < poll_interval <= max_poll_interval, "
-            f"got {poll_interval!r} and {max_poll_interval!r}"
-        ) from None
 
 
 def _seconds(value: float | timedelta | None) -> float | None:
@@ -113,7 +96,7 @@ class ExecuteProcessOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_poll_intervals(poll_interval, max_poll_interval)
+        self.poll_interval, self.max_poll_interval = task_poll_intervals(poll_interval, max_poll_interval)
         self.process_id = process_id
         self.inputs = inputs
         self.ogc_conn_id = ogc_conn_id
@@ -121,8 +104,6 @@ class ExecuteProcessOperator(BaseOperator):
         self.response = response
         self.deferrable = deferrable
         self.wait_for_completion = wait_for_completion
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max_poll_interval
         self.timeout = _seconds(timeout)
         self.validate_inputs = validate_inputs
         self.stac_output = stac_output

@@ -11,7 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_ogc._compat import AirflowFailException, AirflowSensorTimeout
 from airflow_provider_ogc.exceptions import describe_failure, fail_permanent_errors
 from airflow_provider_ogc.links.ogc_processes import XCOM_JOB_URL, OGCJobLink, OGCJobResultsLink
-from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL
+from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL, task_poll_intervals
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,14 +56,10 @@ class JobStatusSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        from airflow_provider_ogc.operators.ogc_processes import check_poll_intervals
-
-        check_poll_intervals(poll_interval, max_poll_interval)
+        self.poll_interval, self.max_poll_interval = task_poll_intervals(poll_interval, max_poll_interval)
         self.job_id = job_id
         self.ogc_conn_id = ogc_conn_id
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max_poll_interval
 
     @cached_property
     def hook(self) -> OGCProcessesHook:
