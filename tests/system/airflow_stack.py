@@ -15,6 +15,15 @@ so one component can be killed (``kill -9`` of the triggerer) and restarted.
 Works unchanged with Airflow 3.1.0, 3.1.8 and 3.3.2 (start-up, migrate included: 8.5-10s
 on 3.1, 10.5-12s on 3.3, on 2 cores).  REST API v2 for everything, the CLI only for ``db migrate``.
 
+Production shape (``tests/production``): ``database_url`` (PostgreSQL, see ``services.py``),
+``broker_url`` (Redis: CeleryExecutor, results in the metadata database), ``celery_workers=N``
+(``airflow celery worker`` as ``celery-worker-1..N``, healthy once celery logs "ready."),
+``triggerers=N`` (``triggerer-1..N``, started one after the other so each is known by its job id,
+the ``trigger`` table's ``triggerer_id``: ``triggerer_job_id()``, ``trigger_assignments()``).
+``pause_component``/``resume_component`` send SIGSTOP/SIGCONT to a component's tree; ``sql()``
+reads the metadata database.  Needs ``psycopg2-binary`` and ``asyncpg`` (Airflow's async engine)
+and the celery provider in the venv (the Makefile installs them).
+
 Configuration (all env vars, see ``_airflow_config``; AIRFLOW__* of the calling process are
 dropped, ``env`` is applied last):
 
