@@ -10,6 +10,15 @@ AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.0
 PYGEOAPI_VERSION ?= 0.21.0
 WRAPTILE_VERSION ?= 0.3.0
+# tests/production: CeleryExecutor on PostgreSQL (Redis broker; Airflow talks to PostgreSQL through
+# psycopg2 and, for its async engine, asyncpg). Each Airflow gets the celery provider
+# of its own time: 3.12.3 is what Airflow 3.1.0's constraints pin; 3.26.0 is current for 3.3.
+CELERY_PROVIDER_VERSION ?= 3.26.0
+CELERY_PROVIDER_FLOOR ?= 3.12.3
+PSYCOPG2_VERSION ?= 2.9.11
+ASYNCPG_VERSION ?= 0.31.0
+# celery 5.7 dropped celery.backends.database.retry, which both celery providers import.
+CELERY_VERSION ?= 5.6.3
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 # pip warns once per package about this machine's absent local index folders; keep real messages.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
@@ -22,7 +31,7 @@ ARTIFACTS := .artifacts
 export OGC_TEST_PYGEOAPI_BIN := $(CURDIR)/.venv-pygeoapi/bin
 export OGC_TEST_WRAPTILE_BIN := $(CURDIR)/.venv-wraptile/bin
 
-.PHONY: demo test check bench lint test-main test-floor servers browser clean
+.PHONY: demo test check bench lint test-main test-floor servers browser system-packages clean
 
 # The main job: the seed's water-bodies scenario from an Airflow DAG against the local stack,
 # checked against the synthetic scenes' known lakes (exits non-zero on disagreement).
@@ -42,13 +51,16 @@ check: lint test-main
 $(VENV)/.stamp: pyproject.toml Makefile dev/requirements-demo.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Python >= 3.10 needed"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[dev]" "apache-airflow==$(AIRFLOW_VERSION)" -r dev/requirements-demo.txt $(QUIET_PIP)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[dev]" "apache-airflow==$(AIRFLOW_VERSION)" \
+		"apache-airflow-providers-celery==$(CELERY_PROVIDER_VERSION)" "psycopg2-binary==$(PSYCOPG2_VERSION)" "asyncpg==$(ASYNCPG_VERSION)" "celery[redis]==$(CELERY_VERSION)" \
+		-r dev/requirements-demo.txt $(QUIET_PIP)
 	touch $@
 
 $(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt dev/requirements-demo.txt
 	$(PYTHON) -m venv $(VENV_FLOOR)
 	$(VENV_FLOOR)/bin/pip install $(PIP_FLAGS) -c .ci/constraints-airflow-floor.txt -e ".[test]" \
-		"apache-airflow==$(AIRFLOW_FLOOR)" -r dev/requirements-demo.txt $(QUIET_PIP)
+		"apache-airflow==$(AIRFLOW_FLOOR)" "apache-airflow-providers-celery==$(CELERY_PROVIDER_FLOOR)" \
+		"psycopg2-binary==$(PSYCOPG2_VERSION)" "asyncpg==$(ASYNCPG_VERSION)" "celery[redis]==$(CELERY_VERSION)" -r dev/requirements-demo.txt $(QUIET_PIP)
 	touch $@
 
 .venv-pygeoapi/.stamp: Makefile dev/requirements-pygeoapi.txt
@@ -63,15 +75,21 @@ $(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt 
 
 servers: .venv-pygeoapi/.stamp .venv-wraptile/.stamp
 
-# Debian's chromium and chromedriver for tests/ui (selenium never downloads a browser). Without root
-# or sudo the UI test skips locally; in CI (CI=true) it fails instead.
+# Debian packages the tests use, installed together (one apt-get update) when root or sudo works:
+# chromium and chromedriver for tests/ui (selenium never downloads a browser), PostgreSQL 15 and
+# Redis 7 for tests/production (CeleryExecutor on PostgreSQL). Without root or sudo those tests
+# skip locally; in CI (CI=true) they fail instead.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
-browser:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+DEBIAN_PACKAGES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
+	/usr/lib/postgresql/15/bin/pg_ctl:postgresql-15 /usr/bin/redis-server:redis-server
+system-packages:
+	@missing="$$(for pair in $(DEBIAN_PACKAGES); do [ -x "$${pair%%:*}" ] || echo "$${pair##*:}"; done)"; \
+	if [ -n "$$missing" ]; then \
 		if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
-			$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; \
-		else echo "chromium not installed and no root: the browser test will skip"; fi; \
+			$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+		else echo "not installed and no root: $$(echo $$missing); the tests that need them will skip"; fi; \
 	fi
+browser: system-packages
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
@@ -79,11 +97,11 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/mypy
 
 # A fresh Airflow home per run: tests never see state from an earlier run or from ~/airflow.
-test-main: $(VENV)/.stamp servers browser
+test-main: $(VENV)/.stamp servers system-packages
 	rm -rf $(ARTIFACTS)/airflow-home && mkdir -p $(ARTIFACTS)/airflow-home
 	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-test-floor: $(VENV_FLOOR)/.stamp servers browser
+test-floor: $(VENV_FLOOR)/.stamp servers system-packages
 	rm -rf $(ARTIFACTS)/airflow-home-floor && mkdir -p $(ARTIFACTS)/airflow-home-floor
 	$(VENV_FLOOR)/bin/python -c 'import airflow; print("Airflow floor:", airflow.__version__)'
 	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home-floor $(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS)

@@ -15,6 +15,15 @@ so one component can be killed (``kill -9`` of the triggerer) and restarted.
 Works unchanged with Airflow 3.1.0, 3.1.8 and 3.3.2 (start-up, migrate included: 8.5-10s
 on 3.1, 10.5-12s on 3.3, on 2 cores).  REST API v2 for everything, the CLI only for ``db migrate``.
 
+Production shape (``tests/production``): ``database_url`` (PostgreSQL, see ``services.py``),
+``broker_url`` (Redis: CeleryExecutor, results in the metadata database), ``celery_workers=N``
+(``airflow celery worker`` as ``celery-worker-1..N``, healthy once celery logs "ready."),
+``triggerers=N`` (``triggerer-1..N``, started one after the other so each is known by its job id,
+the ``trigger`` table's ``triggerer_id``: ``triggerer_job_id()``, ``trigger_assignments()``).
+``pause_component``/``resume_component`` send SIGSTOP/SIGCONT to a component's tree; ``sql()``
+reads the metadata database.  Needs ``psycopg2-binary`` and ``asyncpg`` (Airflow's async engine)
+and the celery provider in the venv (the Makefile installs them).
+
 Configuration (all env vars, see ``_airflow_config``; AIRFLOW__* of the calling process are
 dropped, ``env`` is applied last):
 
@@ -159,6 +168,7 @@ from pathlib import Path
 from typing import IO, Any
 
 COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
+CELERY_WORKER_READY = " ready."  # celery's "celery@<name> ready." line in the worker's log
 
 # name in /api/v2/monitor/health -> component
 _HEALTH_KEYS = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "dag_processor"}
@@ -268,6 +278,9 @@ class _Component:
         self.log: IO[bytes] | None = None
         self.started_at = datetime.min.replace(tzinfo=timezone.utc)
         self.expected_down = True  # stopped or killed on purpose
+        self.log_offset = 0  # size of the log when this process started (its own lines follow)
+        self.job_floor = 0  # a triggerer: highest triggerer job id before this process started
+        self.job_id: int | None = None  # a triggerer: its row in the ``job`` table, once seen
 
     @property
     def alive(self) -> bool:
@@ -295,11 +308,27 @@ class AirflowStack:
         bin_dir: Path,
         env: Mapping[str, str] | None = None,
         parallelism: int = 4,
+        *,
+        database_url: str | None = None,
+        broker_url: str | None = None,
+        triggerers: int = 1,
+        celery_workers: int = 0,
+        worker_concurrency: int = 4,
     ) -> None:
         self.home = Path(home).resolve()
         self.dags_folder = Path(dags_folder).resolve()
         self.bin_dir = Path(bin_dir).resolve()
         self.parallelism = parallelism
+        self.database_url = database_url or f"sqlite:///{self.home / 'airflow.db'}"
+        self.broker_url = broker_url
+        if celery_workers and not broker_url:
+            raise ValueError("celery_workers need a broker_url (redis://...)")
+        if broker_url and database_url is None:
+            raise ValueError("the CeleryExecutor needs a database_url other than SQLite")
+        self.triggerers = triggerers
+        self.celery_workers = celery_workers
+        self.worker_concurrency = worker_concurrency
+        self._db: Any = None
         self.logs_dir = self.home / "logs"
         self._extra_env = dict(env or {})
         self._fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
@@ -319,11 +348,35 @@ class AirflowStack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def executor(self) -> str:
+        return "CeleryExecutor" if self.broker_url else "LocalExecutor"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def triggerer_names(self) -> list[str]:
+        """``["triggerer"]``, or ``["triggerer-1", "triggerer-2", ...]`` with several triggerers."""
+        if self.triggerers == 1:
+            return ["triggerer"]
+        return [f"triggerer-{i}" for i in range(1, self.triggerers + 1)]
+
+    @property
+    def worker_names(self) -> list[str]:
+        return [f"celery-worker-{i}" for i in range(1, self.celery_workers + 1)]
+
+    @property
+    def component_names(self) -> list[str]:
+        """Every component this stack starts by default, in start order."""
+        return ["api-server", "scheduler", "dag-processor", *self.triggerer_names, *self.worker_names]
+
     def _airflow_config(self) -> dict[str, str]:
-        return {
+        config = {
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": self._fernet_key,
@@ -332,7 +385,7 @@ class AirflowStack:
             ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": self.api_url,
@@ -363,6 +416,17 @@ class AirflowStack:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
         }
+        if self.broker_url:
+            config.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
+                    # Results (task states) in the metadata database, as most deployments do.
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.database_url,
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+                    "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+                }
+            )
+        return config
 
     def _build_env(self) -> dict[str, str]:
         env = {
@@ -393,16 +457,37 @@ class AirflowStack:
             "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
             "dag-processor": [airflow, "dag-processor"],
             "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
-        }[name]
+        }.get(name) or self._scaled_argv(name)
+
+    def _scaled_argv(self, name: str) -> list[str]:
+        airflow = str(self.bin_dir / "airflow")
+        if name in self.triggerer_names:
+            return [airflow, "triggerer", "--skip-serve-logs"]
+        if name in self.worker_names:
+            return [
+                airflow,
+                "celery",
+                "worker",
+                "--concurrency",
+                str(self.worker_concurrency),
+                "--celery-hostname",
+                f"{name}@%h",
+                "--pid",
+                str(self.home / f"{name}.pid"),
+                "--skip-serve-logs",
+                "--without-mingle",
+                "--without-gossip",
+            ]
+        raise KeyError(name)
 
     # --- lifecycle -----------------------------------------------------------
 
-    def start(self, components: Iterable[str] = COMPONENTS) -> AirflowStack:
-        """Migrate the database, start ``components`` and wait until all are healthy."""
-        names = list(components)
-        unknown = set(names) - set(COMPONENTS)
+    def start(self, components: Iterable[str] | None = None) -> AirflowStack:
+        """Migrate the database, start ``components`` (default: all) and wait until all are healthy."""
+        names = list(self.component_names if components is None else components)
+        unknown = set(names) - set(self.component_names)
         if unknown:
-            raise ValueError(f"unknown components {sorted(unknown)}; choose from {COMPONENTS}")
+            raise ValueError(f"unknown components {sorted(unknown)}; choose from {self.component_names}")
         if not (self.bin_dir / "airflow").exists():
             raise FileNotFoundError(
                 f"{self.bin_dir / 'airflow'} missing: bin_dir must be a venv with Airflow"
@@ -427,12 +512,20 @@ class AirflowStack:
             raise AirflowStackError(
                 f"airflow db migrate failed:\n{migrate.stdout[-3000:]}{migrate.stderr[-3000:]}"
             )
-        self._enable_wal()
+        if self.is_sqlite:
+            self._enable_wal()
+        # Several triggerers start one after the other: each is then known by its job id (the
+        # ``trigger`` table's ``triggerer_id``), the first new TriggererJob row after its start.
+        first = [n for n in names if not (self.triggerers > 1 and n in self.triggerer_names)]
+        then = [n for n in names if n not in first]
         for attempt in range(3):
-            for name in names:
+            for name in first:
                 self._spawn(name)
             try:
-                self._wait_healthy(names, START_TIMEOUT)
+                self._wait_healthy(first, START_TIMEOUT)
+                for name in then:
+                    self._spawn(name)
+                    self._wait_healthy([name], START_TIMEOUT)
                 break
             except AirflowStackError:
                 api = self._components.get("api-server")
@@ -459,6 +552,10 @@ class AirflowStack:
         if comp.log is not None:
             comp.log.close()
         comp.log = open(comp.log_path, "ab")  # noqa: SIM115 - closed in _reap
+        comp.log_offset = comp.log.tell()
+        if name in self.triggerer_names and self.triggerers > 1:
+            comp.job_id = None
+            comp.job_floor = max((row[0] for row in self._triggerer_jobs()), default=0)
         comp.log.write(f"\n===== {datetime.now(timezone.utc).isoformat()} starting {comp.argv}\n".encode())
         comp.log.flush()
         comp.started_at = datetime.now(timezone.utc)
@@ -507,6 +604,10 @@ class AirflowStack:
         self._shut_down(list(self._components.values()), grace)
         self._signal_strays(self._strays, signal.SIGKILL)
         self._strays.clear()
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            self._db = None
         _LIVE.discard(self)
 
     def _shut_down(self, comps: list[_Component], grace: float) -> None:
@@ -524,6 +625,8 @@ class AirflowStack:
             comp.expected_down = True
             if (pid := comp.running_pid) is not None:
                 trees.update(_descendants([pid]))
+                self._signal_group(comp, signal.SIGCONT)  # a paused (SIGSTOP) component cannot stop
+                self._signal_strays(_descendants([pid]), signal.SIGCONT)
                 os.kill(pid, signal.SIGTERM)
         began = time.monotonic()
         resent = False
@@ -558,6 +661,26 @@ class AirflowStack:
         else:
             self._strays.update(tree)  # for stop()
 
+    def pause_component(self, name: str) -> None:
+        """SIGSTOP the component's process tree: it stays alive but does nothing (no heartbeat)."""
+        comp = self._component(name)
+        if (pid := comp.running_pid) is None:
+            raise AirflowStackError(f"{name} is not running")
+        tree = _descendants([pid])
+        self._signal_group(comp, signal.SIGSTOP)
+        self._signal_strays(tree, signal.SIGSTOP)
+
+    def resume_component(self, name: str) -> None:
+        """SIGCONT the component's process tree after :meth:`pause_component`."""
+        comp = self._component(name)
+        if (pid := comp.running_pid) is None:
+            raise AirflowStackError(f"{name} is not running")
+        self._signal_group(comp, signal.SIGCONT)
+        self._signal_strays(_descendants([pid]), signal.SIGCONT)
+
+    def component_pid(self, name: str) -> int | None:
+        return self._component(name).running_pid
+
     def task_processes(self, ti_id: str) -> dict[str, int]:
         """The live processes running task instance ``ti_id`` (the ``id`` of the REST task instance).
 
@@ -567,18 +690,28 @@ class AirflowStack:
         reports its end (titled ``airflow worker -- LocalExecutor: ...``).  Empty while no such
         process runs.  Only descendants of this stack's scheduler are searched.
         """
-        scheduler = self._components.get("scheduler")
-        if scheduler is None or (root := scheduler.running_pid) is None:
-            return {}
-        tree = _descendants([root])
-        found: dict[str, int] = {}
-        for pid in tree:
-            if _cmdline(pid) == f"airflow worker -- {ti_id}":
-                found["task"] = pid
-                parent = _parent_pid(pid)
-                if parent is not None and parent in tree:
-                    found["supervisor"] = parent
-        return found
+        return {k: v for k, v in self.task_processes_in(ti_id).items() if k != "component"}
+
+    def task_processes_in(self, ti_id: str) -> dict[str, Any]:
+        """:meth:`task_processes` plus ``"component"``: which component runs them (the scheduler
+        with the LocalExecutor, ``celery-worker-N`` with Celery, where the supervisor is a
+        process of the worker's pool)."""
+        for name in ("scheduler", *self.worker_names):
+            comp = self._components.get(name)
+            if comp is None or (root := comp.running_pid) is None:
+                continue
+            tree = _descendants([root])
+            found: dict[str, Any] = {}
+            for pid in tree:
+                if _cmdline(pid) == f"airflow worker -- {ti_id}":
+                    found["task"] = pid
+                    parent = _parent_pid(pid)
+                    if parent is not None and parent in tree:
+                        found["supervisor"] = parent
+            if found:
+                found["component"] = name
+                return found
+        return {}
 
     def kill_process(self, pid: int, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one process of this stack (a descendant of a component), e.g. a task process.
@@ -644,6 +777,18 @@ class AirflowStack:
     def _healthy(self, name: str, health: dict[str, Any]) -> bool:
         if name == "api-server":
             return True  # it answered
+        comp = self._components[name]
+        if name in self.worker_names:
+            with contextlib.suppress(OSError), open(comp.log_path, "rb") as log:
+                log.seek(comp.log_offset)
+                return CELERY_WORKER_READY in log.read().decode(errors="replace")
+            return False
+        if self.triggerers > 1 and name in self.triggerer_names:
+            for job_id, beat in self._triggerer_jobs():
+                if job_id > comp.job_floor and beat is not None and beat > comp.started_at:
+                    comp.job_id = job_id
+                    return True
+            return False
         key = _HEALTH_KEYS[name]
         entry = health.get(key) or {}
         beat = _parse_time(entry.get(f"latest_{key}_heartbeat"))
@@ -669,6 +814,73 @@ class AirflowStack:
             ).stdout.strip()
             self._version = tuple(int(p) for p in out.split(".")[:3] if p.isdigit())
         return self._version
+
+    # --- metadata database ---------------------------------------------------
+
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one read query on the metadata database (``?`` placeholders); returns the rows."""
+        if self.is_sqlite:
+            with contextlib.closing(sqlite3.connect(self.database_url.split("sqlite:///", 1)[1])) as db:
+                return list(db.execute(query, params).fetchall())
+        import psycopg2  # in the Airflow venv with the production extras (Makefile)
+
+        for attempt in (1, 2):
+            if self._db is None:
+                self._db = psycopg2.connect(self.database_url.replace("+psycopg2", ""))
+                self._db.autocommit = True
+            try:
+                with self._db.cursor() as cur:
+                    cur.execute(query.replace("?", "%s"), params)
+                    return list(cur.fetchall())
+            except psycopg2.OperationalError:
+                self._db = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _triggerer_jobs(self) -> list[tuple[int, datetime | None]]:
+        rows = self.sql("SELECT id, latest_heartbeat FROM job WHERE job_type = 'TriggererJob' ORDER BY id")
+        result = []
+        for job_id, beat in rows:
+            parsed = _parse_time(beat) if isinstance(beat, str) else beat
+            if parsed is not None and parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            result.append((int(job_id), parsed))
+        return result
+
+    def triggerer_job_id(self, name: str) -> int | None:
+        """The job id (``trigger.triggerer_id``) of triggerer ``name`` (with several triggerers)."""
+        return self._component(name).job_id
+
+    def triggerer_by_job_id(self) -> dict[int, str]:
+        return {c.job_id: c.name for c in self._components.values() if c.job_id is not None}
+
+    def trigger_assignments(
+        self, dag_id: str | None = None, run_id: str | None = None
+    ) -> dict[str, str | None]:
+        """Deferred task instance (``task_id`` or ``task_id[map_index]``) -> the triggerer running its trigger.
+
+        The triggerer is the component name, ``None`` while unassigned, or ``"job <id>"`` for a
+        triggerer job this stack does not know (e.g. one that was killed and restarted).
+        """
+        query = (
+            "SELECT ti.task_id, ti.map_index, t.triggerer_id FROM task_instance ti "
+            "JOIN trigger t ON t.id = ti.trigger_id WHERE ti.state = 'deferred'"
+        )
+        params: list[Any] = []
+        if dag_id is not None:
+            query += " AND ti.dag_id = ?"
+            params.append(dag_id)
+        if run_id is not None:
+            query += " AND ti.run_id = ?"
+            params.append(run_id)
+        names = self.triggerer_by_job_id()
+        return {
+            (task_id if map_index < 0 else f"{task_id}[{map_index}]"): (
+                None if triggerer is None else names.get(int(triggerer), f"job {triggerer}")
+            )
+            for task_id, map_index, triggerer in self.sql(query, tuple(params))
+        }
 
     # --- REST API ------------------------------------------------------------
 
