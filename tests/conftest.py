@@ -19,6 +19,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ogc-airflow-home-
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 from tests.servers.launch import RunningServer, start_pygeoapi, start_wraptile  # noqa: E402
+from tests.support.ci import unavailable  # noqa: E402
 from tests.support.replay_server import ReplayServer  # noqa: E402
 
 
@@ -27,10 +28,7 @@ def server_bin(kind: str) -> Path:
     env = f"OGC_TEST_{kind.upper()}_BIN"
     path = Path(os.environ.get(env) or REPO / f".venv-{kind}" / "bin")
     if not path.is_dir():
-        message = f"{kind} is not installed ({path} missing); run the README's test command or set {env}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{kind} is not installed ({path} missing); run the README's test command or set {env}")
     return path
 
 

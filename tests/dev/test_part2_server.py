@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,8 @@ import yaml
 
 from dev.part2.server import ECHO_CWL, ECHO_V2_CWL, WATER_BODIES_CWL, stack_env, start_part2_server
 from tests.servers.launch import RunningServer
+from tests.support.ci import unavailable
+from tests.support.replay_server import ReplayServer, Reply
 
 pytestmark = pytest.mark.integration
 
@@ -74,10 +74,7 @@ $graph:
 def wraptile_bin() -> Path:
     path = Path(os.environ.get("OGC_TEST_WRAPTILE_BIN") or REPO / ".venv-wraptile" / "bin")
     if not (path / "cwltool").exists():
-        message = f"cwltool is not installed in {path}; pip install -r dev/requirements-part2.txt there"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"cwltool is not installed in {path}; pip install -r dev/requirements-part2.txt there")
     return path
 
 
@@ -206,33 +203,14 @@ def test_deploy_ogcapppkg_with_a_value_and_a_process_description(client: httpx.C
     assert package.headers["content-type"] == OGCAPPPKG and package.json() == pkg
 
 
-def test_deploy_ogcapppkg_with_an_href(client: httpx.Client) -> None:
-    text = echo_cwl("echo-href").encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", CWL_YAML)
-            self.send_header("Content-Length", str(len(text)))
-            self.end_headers()
-            self.wfile.write(text)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        href = f"http://127.0.0.1:{httpd.server_address[1]}/echo.cwl"
-        pkg = {"executionUnit": {"href": href, "type": CWL_YAML}}
-        reply = deploy(client, json.dumps(pkg), OGCAPPPKG)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+def test_deploy_ogcapppkg_with_an_href(client: httpx.Client, replay: ReplayServer) -> None:
+    replay.route("GET", "/echo.cwl", Reply(200, echo_cwl("echo-href").encode(), content_type=CWL_YAML))
+    pkg = {"executionUnit": {"href": f"{replay.url}/echo.cwl", "type": CWL_YAML}}
+    reply = deploy(client, json.dumps(pkg), OGCAPPPKG)
     assert reply.status_code == 201, reply.text
     assert reply.json()["id"] == "echo-href"
     assert client.get("/processes/echo-href").status_code == 200
+    assert replay.hits("GET", "/echo.cwl"), "the server fetched the referenced CWL"
 
 
 def test_the_w_parameter_picks_the_workflow(client: httpx.Client) -> None:

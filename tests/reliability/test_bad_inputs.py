@@ -6,22 +6,19 @@ not retried), and whether a task retry is allowed (only for causes that may go a
 met while a job is watched, :class:`OGCJobTrigger` must yield an error event carrying the same
 message rather than raise in the triggerer's loop; the operator (and the sensor) then fail with it.
 
-Real pygeoapi and wraptile servers give most cases, through :class:`CountingProxy`, a
-pass-through that records what reached the server. The replay server gives only answers no local
-server produces (an auth gateway's 401 and 403, a proxy's 502 page, broken bodies), copying the
-shape of a real server's answer.
+Real pygeoapi and wraptile servers give most cases, through a counting proxy: the replay server
+forwarding every request to the real one and recording what reached it. The replay server on its
+own gives only answers no local server produces (an auth gateway's 401 and 403, a proxy's 502
+page, broken bodies), copying the shape of a real server's answer.
 """
 
 from __future__ import annotations
 
-import http.client
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -31,112 +28,11 @@ from airflow_provider_ogc.operators import ExecuteProcessOperator
 from airflow_provider_ogc.sensors import JobStatusSensor
 from airflow_provider_ogc.triggers import OGCJobTrigger
 from tests.support.context import make_context, run_trigger
-from tests.support.replay_server import ReplayServer, Reply
+from tests.support.replay_server import ReplayServer, Reply, forwarding_to
 
 pytestmark = pytest.mark.integration
 
 # ---------------------------------------------------------------------------------------------- servers
-
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host"}
-
-
-@dataclass(frozen=True)
-class Exchange:
-    method: str
-    path: str
-    status: int
-    body: bytes
-
-
-class CountingProxy:
-    """
-    A pass-through to a real server on loopback that records each exchange before answering.
-
-    The real server's answers reach the client unchanged; only the client's view of the origin
-    differs, so absolute URLs the server advertises (pygeoapi's ``Location``) point to another
-    host, as behind any reverse proxy.
-
-    :param upstream: the real server's base URL.
-    """
-
-    def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.exchanges: list[Exchange] = []
-        self._changed = threading.Condition()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-
-    def start(self) -> CountingProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def count(
-        self, method: str | None = None, path: str = "", status: int | None = None, body: str | None = None
-    ) -> int:
-        """Exchanges with this method, a path matching ``path`` (a regex), this status and body text."""
-        with self._changed:
-            return sum(
-                1
-                for e in self.exchanges
-                if (method is None or e.method == method)
-                and re.fullmatch(path or ".*", e.path)
-                and (status is None or e.status == status)
-                and (body is None or body.encode() in e.body)
-            )
-
-    def wait_for(self, method: str, path: str, status: int, timeout: float = 60) -> None:
-        """Block until an exchange like this was recorded (a bound, not a timing assertion)."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: self._count_locked(method, path, status), timeout):
-                raise AssertionError(f"no {method} {path} answered {status} within {timeout} s")
-
-    def _count_locked(self, method: str, path: str, status: int) -> bool:
-        return any(e.method == method and e.path == path and e.status == status for e in self.exchanges)
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-                upstream = http.client.HTTPConnection(*proxy._upstream, timeout=120)
-                try:
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    reply = upstream.getresponse()
-                    data = reply.read()
-                    reply_headers = reply.getheaders()
-                finally:
-                    upstream.close()
-                with proxy._changed:  # recorded before the client sees the answer
-                    proxy.exchanges.append(
-                        Exchange(self.command, urlsplit(self.path).path, reply.status, data)
-                    )
-                    proxy._changed.notify_all()
-                self.send_response(reply.status, reply.reason)
-                for key, value in reply_headers:
-                    if key.lower() not in HOP_BY_HOP | {"content-length", "server", "date"}:
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-        return Handler
 
 
 class Env:
@@ -146,7 +42,7 @@ class Env:
         self._request = request
         self.conn = make_conn
         self.hook_for = hook_for
-        self._proxies: dict[str, CountingProxy] = {}
+        self._proxies: dict[str, ReplayServer] = {}
         self._threads: list[threading.Thread] = []
 
     @property
@@ -154,10 +50,11 @@ class Env:
         server: ReplayServer = self._request.getfixturevalue("replay")
         return server
 
-    def real(self, name: str) -> CountingProxy:
-        """A counting proxy in front of the real ``pygeoapi`` or ``wraptile`` server."""
+    def real(self, name: str) -> ReplayServer:
+        """A counting proxy in front of the real ``pygeoapi`` or ``wraptile`` server: its ``count``
+        counts the exchanges that reached the real server (recorded before the client saw the answer)."""
         if name not in self._proxies:
-            self._proxies[name] = CountingProxy(self.upstream(name)).start()
+            self._proxies[name] = ReplayServer(handler=forwarding_to(self.upstream(name))).start()
         return self._proxies[name]
 
     def upstream(self, name: str) -> str:
@@ -673,7 +570,7 @@ def _removed_mid_poll(env: Env, server: str, status: int, body: str | None) -> S
         env.hook_for(env.upstream(server)).dismiss_job(job_id)  # someone else, straight to the server
 
     env.in_background(dismiss_after_first_poll)
-    scenario.requests = lambda: proxy.count("GET", f"/jobs/{job_id}", status=status, body=body)
+    scenario.requests = lambda: proxy.count("GET", f"/jobs/{job_id}", status=status, answer=body)
     return scenario
 
 

@@ -23,13 +23,10 @@ import os
 import shutil
 import socket
 import sqlite3
-import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -781,74 +778,23 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
 
 
-@dataclass
-class TlsServer:
+def tls_server_for(cert: tuple[Path, Path]) -> ReplayServer:
     """An HTTPS server on 127.0.0.1 answering a landing page, conformance and a job; records what reached it."""
-
-    cert: tuple[Path, Path]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        server = self
-        landing = {"title": "TLS test server", "links": []}
-        routes: dict[tuple[str, str], tuple[int, Any]] = {
-            ("GET", "/ogc/"): (200, landing),
-            ("GET", "/ogc/conformance"): (
-                200,
-                {"conformsTo": ["http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core"]},
-            ),
-            ("GET", "/ogc/jobs/j1"): (200, {"jobID": "j1", "status": "successful", "progress": 100}),
-            ("GET", "/results/j1/item.json"): (200, {"id": "item-1"}),
-        }
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                server.requests.append(
-                    {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                status, document = routes.get((self.command, self.path.split("?")[0]), (404, {"title": "no"}))
-                payload = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_DELETE = _serve
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                # The handshake runs on the first read, in the handler: a refused certificate lands here.
-                if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
-                    super().handle_error(request, client_address)
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*self.cert)
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self._httpd.socket = context.wrap_socket(
-            self._httpd.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self.url = f"https://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    server = ReplayServer(tls=cert).start()
+    server.route("GET", "/ogc/", Reply(200, {"title": "TLS test server", "links": []}))
+    server.route(
+        "GET",
+        "/ogc/conformance",
+        Reply(200, {"conformsTo": ["http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core"]}),
+    )
+    server.route("GET", "/ogc/jobs/j1", Reply(200, {"jobID": "j1", "status": "successful", "progress": 100}))
+    server.route("GET", "/results/j1/item.json", Reply(200, {"id": "item-1"}))
+    return server
 
 
 @pytest.fixture
-def tls_server(pki: Pki) -> Iterator[TlsServer]:
-    server = TlsServer(pki.localhost)
+def tls_server(pki: Pki) -> Iterator[ReplayServer]:
+    server = tls_server_for(pki.localhost)
     yield server
     server.stop()
 
@@ -870,7 +816,7 @@ def test_tls_verification_is_on_by_default(make_conn: Any) -> None:
         assert ConnectionSettings.from_connection(conn).verify is True
 
 
-def test_self_signed_server_is_refused_and_gets_nothing(tls_server: TlsServer, hook_for: Any) -> None:
+def test_self_signed_server_is_refused_and_gets_nothing(tls_server: ReplayServer, hook_for: Any) -> None:
     """By default a certificate no trusted CA signed fails the request, naming certificate verification,
     before any request line, header (the token) or body is sent."""
     hook = hook_for(f"{tls_server.url}/ogc", **bearer())
@@ -886,7 +832,7 @@ def test_self_signed_server_is_refused_and_gets_nothing(tls_server: TlsServer, h
     assert tls_server.requests == []
 
 
-async def test_async_client_and_trigger_verify_too(tls_server: TlsServer, make_conn: Any) -> None:
+async def test_async_client_and_trigger_verify_too(tls_server: ReplayServer, make_conn: Any) -> None:
     conn_id = make_conn(f"{tls_server.url}/ogc", **bearer())
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         await OGCProcessesHook(ogc_conn_id=conn_id).aget_job_status("j1")
@@ -898,7 +844,7 @@ async def test_async_client_and_trigger_verify_too(tls_server: TlsServer, make_c
     assert tls_server.requests == []
 
 
-async def test_ca_bundle_trusts_a_private_ca(tls_server: TlsServer, pki: Pki, make_conn: Any) -> None:
+async def test_ca_bundle_trusts_a_private_ca(tls_server: ReplayServer, pki: Pki, make_conn: Any) -> None:
     """With the ``ca_bundle`` extra the same server is trusted, by the sync and the async client, and
     only then does the token travel (over the verified connection)."""
     hook = OGCProcessesHook(ogc_conn_id=make_conn(f"{tls_server.url}/ogc", **bearer(ca_bundle=str(pki.ca))))
@@ -908,16 +854,15 @@ async def test_ca_bundle_trusts_a_private_ca(tls_server: TlsServer, pki: Pki, ma
     assert (await hook.aget_job_status("j1")).status.value == "successful"
     hook.close()
     await aclose_shared_clients()
-    assert [r["path"] for r in tls_server.requests] == ["/ogc/", "/ogc/conformance", "/ogc/jobs/j1"]
+    assert [r.target for r in tls_server.requests] == ["/ogc/", "/ogc/conformance", "/ogc/jobs/j1"]
     assert all(
-        lower(r["headers"])["authorization"] == f"Bearer {SECRETS['bearer token']}"
-        for r in tls_server.requests
+        lower(r.headers)["authorization"] == f"Bearer {SECRETS['bearer token']}" for r in tls_server.requests
     )
 
 
 def test_certificate_for_another_name_is_refused_even_from_the_trusted_ca(pki: Pki, hook_for: Any) -> None:
     """Verification checks the host name too, not only the signature chain."""
-    server = TlsServer(pki.other_name)
+    server = tls_server_for(pki.other_name)
     try:
         hook = hook_for(f"{server.url}/ogc", **bearer(ca_bundle=str(pki.ca)))
         ok, message = hook.test_connection()
@@ -928,7 +873,7 @@ def test_certificate_for_another_name_is_refused_even_from_the_trusted_ca(pki: P
 
 
 @pytest.mark.parametrize("value", [False, "false"])
-def test_verify_false_only_when_explicitly_set(value: Any, tls_server: TlsServer, hook_for: Any) -> None:
+def test_verify_false_only_when_explicitly_set(value: Any, tls_server: ReplayServer, hook_for: Any) -> None:
     """``verify: false`` (a JSON boolean, or the string the UI form gives) turns verification off."""
     hook = hook_for(f"{tls_server.url}/ogc", **bearer(verify=value))
     assert hook.settings.verify is False
@@ -937,7 +882,7 @@ def test_verify_false_only_when_explicitly_set(value: Any, tls_server: TlsServer
 
 
 def test_s3_reader_verifies_tls_by_default(
-    tls_server: TlsServer, pki: Pki, monkeypatch: pytest.MonkeyPatch
+    tls_server: ReplayServer, pki: Pki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The S3 reader also refuses an unverified endpoint (boto3's default, and with ``verify`` null or
     empty) and trusts the CA bundle a ``verify`` path names."""
@@ -953,12 +898,12 @@ def test_s3_reader_verifies_tls_by_default(
         "AIRFLOW_CONN_SECRETS_S3_TLS", json.dumps(aws_conn(tls_server.url, verify=str(pki.ca)))
     )
     assert S3Reader("secrets_s3_tls").read_json("s3://results/j1/item.json") == {"id": "item-1"}
-    assert [r["path"] for r in tls_server.requests] == ["/results/j1/item.json"]
+    assert [r.target for r in tls_server.requests] == ["/results/j1/item.json"]
 
 
 @pytest.mark.parametrize("value", [False, "false", " False "])
 def test_s3_reader_verify_false_only_when_explicitly_set(
-    value: Any, tls_server: TlsServer, monkeypatch: pytest.MonkeyPatch
+    value: Any, tls_server: ReplayServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``verify`` false turns verification off, also as the string the connection form gives (which
     boto3 itself would take for the path of a CA bundle)."""

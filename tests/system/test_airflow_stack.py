@@ -7,7 +7,6 @@ provider (e.g. the Airflow 3.1 floor venv).
 
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ci import unavailable
 from tests.system.airflow_stack import AirflowStack, ApiError
 
 pytestmark = pytest.mark.system
@@ -89,10 +89,7 @@ DAGS = {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     if not (BIN_DIR / "airflow").exists():
-        message = f"no airflow executable beside {sys.executable}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"no airflow executable beside {sys.executable}")
     dags = tmp_path_factory.mktemp("dags")
     for name, source in DAGS.items():
         (dags / name).write_text(textwrap.dedent(source))

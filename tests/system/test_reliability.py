@@ -9,7 +9,6 @@ where it matters: on the server.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.servers.launch import RunningServer
+from tests.support.ci import unavailable
 from tests.system.airflow_stack import AirflowStack, ApiError
 
 pytestmark = pytest.mark.system
@@ -33,9 +33,7 @@ HEARTBEAT_TIMEOUT = 20
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, pygeoapi_server: RunningServer) -> Iterator[AirflowStack]:
     if not (BIN_DIR / "airflow").exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"no airflow executable beside {sys.executable}")
-        pytest.skip(f"no airflow executable beside {sys.executable}")
+        unavailable(f"no airflow executable beside {sys.executable}")
     conn = {"conn_type": "ogc_processes", "host": pygeoapi_server.url, "extra": {"timeout": 10}}
     env = {
         "AIRFLOW_CONN_OGC_PROCESSES_DEFAULT": json.dumps(conn),

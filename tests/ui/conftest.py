@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from tests.support.ci import unavailable
 from tests.system.airflow_stack import ApiError, _descendants, _proc_start_time, free_port
 
 if TYPE_CHECKING:
@@ -60,11 +61,6 @@ SECOND_TERM_AFTER = 2.0  # seconds between standalone's SIGTERM to its component
 T = TypeVar("T")
 
 
-def in_ci() -> bool:
-    """Whether we run in CI (``CI=true``), where a missing browser is a failure, not a skip."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 # --- the browser -----------------------------------------------------------------------------------
 
 
@@ -72,10 +68,7 @@ def in_ci() -> bool:
 def chromium() -> Path:
     """``/usr/bin/chromium``; skips without it (fails in CI). Its driver and selenium must be there too."""
     if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is absent: the UI tests need Debian's Chromium ({INSTALL_HINT})"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{CHROMIUM} is absent: the UI tests need Debian's Chromium ({INSTALL_HINT})")
     # Chromium without its driver or selenium is a broken install, not an absent browser: fail.
     if not CHROMEDRIVER.exists():
         pytest.fail(f"{CHROMIUM} is installed but {CHROMEDRIVER} is not ({INSTALL_HINT})")
@@ -162,10 +155,7 @@ def water_stack(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The dev stack (moto S3, synthetic scenes, pygeoapi ``water-bodies``), paced by ``STEP_DELAY``."""
     pygeoapi_bin = Path(os.environ.get("OGC_TEST_PYGEOAPI_BIN") or REPO / ".venv-pygeoapi" / "bin")
     if not pygeoapi_bin.is_dir():
-        message = f"pygeoapi is not installed ({pygeoapi_bin} missing); run the README's test command"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"pygeoapi is not installed ({pygeoapi_bin} missing); run the README's test command")
     from dev.stack import start_stack
 
     stack = start_stack(
