@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.ci import unavailable
 from tests.system import services
 from tests.system.airflow_stack import AirflowStack
 
@@ -27,12 +28,6 @@ BIN_DIR = Path(sys.executable).parent
 DAGS = Path(__file__).parent / "dags"
 # The worker-crash test: a try whose worker died is failed after this long without heartbeat.
 HEARTBEAT_TIMEOUT = 20
-
-
-def _skip_or_fail(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 class TimedJobsServer:
@@ -91,14 +86,14 @@ def prod_stack(
     tmp_path_factory: pytest.TempPathFactory, timed_jobs: TimedJobsServer
 ) -> Iterator[AirflowStack]:
     if not (BIN_DIR / "airflow").exists():
-        _skip_or_fail(f"no airflow executable beside {sys.executable}")
+        unavailable(f"no airflow executable beside {sys.executable}")
     if missing := services.missing():
-        _skip_or_fail(f"PostgreSQL 15 and Redis are needed (make system-packages): missing {missing}")
+        unavailable(f"PostgreSQL 15 and Redis are needed (make system-packages): missing {missing}")
     try:
         import airflow.providers.celery  # noqa: F401
         import psycopg2  # noqa: F401
     except ImportError as err:
-        _skip_or_fail(f"the venv lacks the production extras (make .venv/.stamp): {err}")
+        unavailable(f"the venv lacks the production extras (make .venv/.stamp): {err}")
     work = tmp_path_factory.mktemp("production")
     record = work / "probe.jsonl"
     record.touch()
