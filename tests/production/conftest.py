@@ -95,14 +95,9 @@ def prod_stack(
     except ImportError as err:
         unavailable(f"the venv lacks the production extras (make .venv/.stamp): {err}")
     work = tmp_path_factory.mktemp("production")
-    record = work / "probe.jsonl"
-    record.touch()
-    record.chmod(0o666)
     conn = {"conn_type": "ogc_processes", "host": timed_jobs.url, "extra": {"timeout": 10}}
     env = {
         "AIRFLOW_CONN_OGC_PROCESSES_DEFAULT": json.dumps(conn),
-        "PYTHONPATH": str(REPO),  # the probe trigger (tests.production.probe_trigger)
-        "OGC_PROD_PROBE_RECORD": str(record),
         "OGC_PROD_SCALE_JOBS": os.environ.get("OGC_PROD_SCALE_JOBS", "200"),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
@@ -126,7 +121,6 @@ def prod_stack(
             worker_concurrency=4,
         ).start() as stack,
     ):
-        stack.probe_record = record  # type: ignore[attr-defined]
         yield stack
 
 
@@ -140,12 +134,6 @@ def stack(prod_stack: AirflowStack) -> Iterator[AirflowStack]:
     for name in prod_stack.component_names:
         if prod_stack.component_pid(name) is not None:
             prod_stack.resume_component(name)
-
-
-def probe_records(stack: AirflowStack, label_prefix: str) -> list[dict[str, Any]]:
-    path: Path = stack.probe_record  # type: ignore[attr-defined]
-    lines = path.read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r["label"].startswith(label_prefix)]
 
 
 def now() -> float:

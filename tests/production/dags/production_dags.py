@@ -9,32 +9,18 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, BaseOperator
+from airflow.sdk import DAG
 
 from airflow_provider_ogc.operators import ExecuteProcessOperator
 
 START = datetime(2026, 1, 1)
 POLL, MAX_POLL = 1.0, 5.0
 SCALE_JOBS = int(os.environ.get("OGC_PROD_SCALE_JOBS", "200"))
-PROBE_RECORD = os.environ.get("OGC_PROD_PROBE_RECORD", "/dev/null")
 
 
 def scale_seconds(i: int) -> int:
     """Job i's duration: 30 to 120 s, spread evenly (53 and 91 are coprime: every value occurs)."""
     return 30 + (i * 53) % 91
-
-
-class ProbeOperator(BaseOperator):
-    """Defers to TaskStateProbeTrigger, which records the task's state when it is cancelled."""
-
-    def execute(self, context):
-        from tests.production.probe_trigger import TaskStateProbeTrigger
-
-        label = f"{context['ti'].task_id}@{context['run_id']}"
-        self.defer(trigger=TaskStateProbeTrigger(PROBE_RECORD, label), method_name="done")
-
-    def done(self, context, event=None):
-        return event
 
 
 def sleep_job(task_id: str, seconds: int, tag: str, **kwargs) -> ExecuteProcessOperator:
@@ -48,17 +34,13 @@ def sleep_job(task_id: str, seconds: int, tag: str, **kwargs) -> ExecuteProcessO
     )
 
 
-# Item 2: the trigger moves from a paused triggerer to the other; the job must live on. No probe here:
-# a triggerer's first Execution API request (the probe's state lookup) stalls its supervisor for
-# seconds, which delays or cancels the job trigger's on_kill on the same triggerer.
+# Item 2: the trigger moves from a paused triggerer to the other; the job must live on.
 with DAG("prod_reassign", schedule=None, start_date=START, catchup=False):
     sleep_job("sleep", 60, "reassign")
 
-# A user marks the deferred task failed: its job is dismissed (3.3); probes see failed and cleared.
+# A user marks the deferred task failed: its job is dismissed (3.3).
 with DAG("prod_mark_failed", schedule=None, start_date=START, catchup=False):
     sleep_job("sleep", 300, "mark-failed")
-    ProbeOperator(task_id="probe_failed")
-    ProbeOperator(task_id="probe_clear")
 
 # Item 4: the Celery worker running the task is SIGKILLed after submission; the retry reattaches.
 with DAG("prod_worker_crash", schedule=None, start_date=START, catchup=False):
