@@ -7,6 +7,7 @@ try:
         AirflowException,
         AirflowFailException,
         AirflowSensorTimeout,
+        AirflowSkipException,
         TaskDeferred,
     )
 except ImportError:  # Airflow < 3.2
@@ -14,7 +15,14 @@ except ImportError:  # Airflow < 3.2
         AirflowException,
         AirflowFailException,
         AirflowSensorTimeout,
+        AirflowSkipException,
         TaskDeferred,
     )
 
-__all__ = ["AirflowException", "AirflowFailException", "AirflowSensorTimeout", "TaskDeferred"]
+__all__ = [
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "TaskDeferred",
+]

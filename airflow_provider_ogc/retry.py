@@ -20,10 +20,13 @@ Waits grow exponentially with up to a second of jitter and honour ``Retry-After`
 
 from __future__ import annotations
 
+import asyncio
 import random
 import ssl
+import time
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -31,7 +34,13 @@ from airflow_provider_ogc.exceptions import (
     RETRYABLE_CLIENT_STATUSES,
     OGCProcessesAPIError,
     OGCProcessesError,
+    describe_error,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+T = TypeVar("T")
 
 __all__ = ["Action", "Decision", "Failure", "RetryPolicy", "classify", "is_transient", "retry_after_of"]
 
@@ -157,3 +166,32 @@ class RetryPolicy:
         except OverflowError:
             value = self.wait_max
         return max(0.0, min(value, self.wait_max))
+
+    def call(self, method: str, send: Callable[[], T], log: Any) -> T:
+        """Run ``send`` (one attempt of a ``method`` request) until it succeeds or may not be retried."""
+        attempt = 1
+        while True:
+            try:
+                return send()
+            except Exception as err:
+                time.sleep(self._delay_or_raise(method, err, attempt, log))
+            attempt += 1
+
+    async def acall(self, method: str, send: Callable[[], Awaitable[T]], log: Any) -> T:
+        """Async :meth:`call`."""
+        attempt = 1
+        while True:
+            try:
+                return await send()
+            except Exception as err:
+                await asyncio.sleep(self._delay_or_raise(method, err, attempt, log))
+            attempt += 1
+
+    def _delay_or_raise(self, method: str, error: Exception, attempt: int, log: Any) -> float:
+        decision = self.decide(method, error, attempt)
+        if decision.action is not Action.RETRY:
+            raise error  # a POST that may have been acted on is not resent here: only a submission reconciles
+        log.warning(
+            "Attempt %d failed (%s); retrying in %.1f s", attempt, describe_error(error), decision.delay
+        )
+        return decision.delay

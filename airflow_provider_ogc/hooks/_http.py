@@ -36,6 +36,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 AUTH_TYPES = ("none", "basic", "bearer", "api_key")
 EXCERPT_CHARS = 200
+# Headers whose values must never show up in logs.
+SENSITIVE_HEADER = re.compile(r"(?i)auth|token|key|secret|cookie|session|password")
 
 
 def origin_of(url: str | httpx.URL) -> tuple[str, str, int | None]:
@@ -185,6 +187,22 @@ class ConnectionSettings:
             self.connect_timeout,
             self.max_connections,
         )
+
+
+def load_settings(conn: Connection) -> ConnectionSettings:
+    """A connection's settings, with every secret in them registered with Airflow's log masker."""
+    from airflow.sdk.log import mask_secret
+
+    settings = ConnectionSettings.from_connection(conn)
+    if settings.secret:
+        mask_secret(settings.secret)
+    if settings.auth_type == "basic" and settings.secret:
+        # The header carries base64(login:password), which the masker cannot derive by itself.
+        mask_secret(base64.b64encode(f"{settings.login}:{settings.secret}".encode()).decode())
+    for name, value in settings.headers.items():
+        if SENSITIVE_HEADER.search(name):
+            mask_secret(value)
+    return settings
 
 
 class OriginBoundAuth(httpx.Auth):

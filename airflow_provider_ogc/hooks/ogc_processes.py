@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import re
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -19,7 +17,6 @@ from airflow_provider_ogc.exceptions import (
     OGCInvalidResponseError,
     OGCProcessesAPIError,
     OGCProcessesError,
-    describe_error,
 )
 from airflow_provider_ogc.hooks._http import (
     JSON,
@@ -27,6 +24,7 @@ from airflow_provider_ogc.hooks._http import (
     ConnectionSettings,
     decode_json,
     error_from_response,
+    load_settings,
     origin_of,
     redirect_target,
     redirected_method,
@@ -44,7 +42,6 @@ from airflow_provider_ogc.models import (
     looks_like_status_info,
 )
 from airflow_provider_ogc.packages import encode_package
-from airflow_provider_ogc.retry import Action, Decision
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -72,8 +69,6 @@ CAPABILITIES = {
     "oas30": "OpenAPI 3.0",
 }
 
-# Headers whose values must never show up in logs.
-SENSITIVE_HEADER = re.compile(r"(?i)auth|token|key|secret|cookie|session|password")
 
 # One connection pool per (event loop, connection settings): all triggers of a triggerer
 # process that talk to the same server reuse keep-alive connections instead of reconnecting.
@@ -124,7 +119,7 @@ class OGCProcessesHook(BaseHook):
     def settings(self) -> ConnectionSettings:
         """The validated connection settings (read from Airflow once per hook)."""
         if self._settings is None:
-            self._settings = self._load_settings(self.get_connection(self.ogc_conn_id))
+            self._settings = load_settings(self.get_connection(self.ogc_conn_id))
         return self._settings
 
     async def asettings(self) -> ConnectionSettings:
@@ -137,23 +132,8 @@ class OGCProcessesHook(BaseHook):
                 from asgiref.sync import sync_to_async
 
                 conn = await sync_to_async(self.get_connection)(self.ogc_conn_id)
-            self._settings = self._load_settings(conn)
+            self._settings = load_settings(conn)
         return self._settings
-
-    @staticmethod
-    def _load_settings(conn: Any) -> ConnectionSettings:
-        from airflow.sdk.log import mask_secret
-
-        settings = ConnectionSettings.from_connection(conn)
-        if settings.secret:
-            mask_secret(settings.secret)
-        if settings.auth_type == "basic" and settings.secret:
-            # The header carries base64(login:password), which the masker cannot derive by itself.
-            mask_secret(base64.b64encode(f"{settings.login}:{settings.secret}".encode()).decode())
-        for name, value in settings.headers.items():
-            if SENSITIVE_HEADER.search(name):
-                mask_secret(value)
-        return settings
 
     @property
     def base_url(self) -> str:
@@ -239,14 +219,9 @@ class OGCProcessesHook(BaseHook):
         client = self.get_conn()
         url = self._target(target)
         kwargs = _request_kwargs(params, json_body, content, headers, accept)
-        policy = self.settings.retry_policy()
-        attempt = 1
-        while True:
-            try:
-                return self._send_following_redirects(client, method, url, kwargs)
-            except Exception as err:
-                time.sleep(self._delay_or_raise(policy.decide(method, err, attempt), attempt, err))
-            attempt += 1
+        return self.settings.retry_policy().call(
+            method, lambda: self._send_following_redirects(client, method, url, kwargs), self.log
+        )
 
     def _send_following_redirects(
         self, client: httpx.Client, method: str, url: str, kwargs: dict[str, Any]
@@ -277,24 +252,12 @@ class OGCProcessesHook(BaseHook):
         url = target if "://" in target else settings.url(target)
         kwargs = _request_kwargs(params, json_body, content, headers, accept)
         gate = _ASYNC_GATES[client]
-        policy = settings.retry_policy()
-        attempt = 1
-        while True:
-            try:
-                async with gate:  # held for one attempt only, never across a backoff sleep
-                    return await self._asend_following_redirects(client, method, url, kwargs)
-            except Exception as err:
-                await asyncio.sleep(self._delay_or_raise(policy.decide(method, err, attempt), attempt, err))
-            attempt += 1
 
-    def _delay_or_raise(self, decision: Decision, attempt: int, error: Exception) -> float:
-        """The wait before sending a failed request again; re-raises ``error`` if it is not to be."""
-        if decision.action is not Action.RETRY:
-            raise error  # a POST that may have been acted on is not resent here: only execute reconciles
-        self.log.warning(
-            "Attempt %d failed (%s); retrying in %.1f s", attempt, describe_error(error), decision.delay
-        )
-        return decision.delay
+        async def attempt() -> httpx.Response:
+            async with gate:  # held for one attempt only, never across a backoff sleep
+                return await self._asend_following_redirects(client, method, url, kwargs)
+
+        return await settings.retry_policy().acall(method, attempt, self.log)
 
     async def _asend_following_redirects(
         self, client: httpx.AsyncClient, method: str, url: str, kwargs: dict[str, Any]
