@@ -10,6 +10,11 @@ AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_FLOOR ?= 3.1.0
 PYGEOAPI_VERSION ?= 0.21.0
 WRAPTILE_VERSION ?= 0.3.0
+# The dev stack's STAC API (.venv-stac): stac-fastapi-pgstac 7.1+ supports pgstac >=0.9.2,<0.11 (its
+# README's compatibility table); pypgstac 0.10.0 migrates the database to pgstac 0.10.0, inside that
+# range. The [server] extra pins uvicorn (0.38.0); [psycopg] is pypgstac's driver (the API uses asyncpg).
+STAC_FASTAPI_PGSTAC_VERSION ?= 7.2.0
+PYPGSTAC_VERSION ?= 0.10.0
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 # pip warns once per package about this machine's absent local index folders; keep real messages.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
@@ -21,12 +26,13 @@ ARTIFACTS := .artifacts
 
 export OGC_TEST_PYGEOAPI_BIN := $(CURDIR)/.venv-pygeoapi/bin
 export OGC_TEST_WRAPTILE_BIN := $(CURDIR)/.venv-wraptile/bin
+export OGC_TEST_STAC_BIN := $(CURDIR)/.venv-stac/bin
 
-.PHONY: demo test check bench lint test-main test-floor servers browser clean
+.PHONY: demo test check bench lint test-main test-floor servers browser postgis clean
 
 # The main job: the seed's water-bodies scenario from an Airflow DAG against the local stack,
 # checked against the synthetic scenes' known lakes (exits non-zero on disagreement).
-demo: $(VENV)/.stamp .venv-pygeoapi/.stamp
+demo: $(VENV)/.stamp .venv-pygeoapi/.stamp .venv-stac/.stamp postgis
 	$(VENV)/bin/python -m dev.demo
 
 test: lint test-main test-floor
@@ -61,7 +67,13 @@ $(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt 
 	.venv-wraptile/bin/pip install $(PIP_FLAGS) "wraptile==$(WRAPTILE_VERSION)" -r dev/requirements-part2.txt $(QUIET_PIP)
 	touch $@
 
-servers: .venv-pygeoapi/.stamp .venv-wraptile/.stamp
+.venv-stac/.stamp: Makefile
+	$(PYTHON) -m venv .venv-stac
+	.venv-stac/bin/pip install $(PIP_FLAGS) "stac-fastapi-pgstac[server]==$(STAC_FASTAPI_PGSTAC_VERSION)" \
+		"pypgstac[psycopg]==$(PYPGSTAC_VERSION)" $(QUIET_PIP)
+	touch $@
+
+servers: .venv-pygeoapi/.stamp .venv-wraptile/.stamp .venv-stac/.stamp
 
 # Debian's chromium and chromedriver for tests/ui (selenium never downloads a browser). Without root
 # or sudo the UI test skips locally; in CI (CI=true) it fails instead.
@@ -73,25 +85,38 @@ browser:
 		else echo "chromium not installed and no root: the browser test will skip"; fi; \
 	fi
 
+# Debian's PostgreSQL 15 and PostGIS 3 for the dev stack's STAC API (pgstac). Without root or sudo the
+# stack cannot start its STAC API and the tests that need the stack skip locally; in CI they fail.
+PG_PACKAGES := postgresql-15 postgresql-15-postgis-3
+postgis:
+	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || [ ! -f /usr/share/postgresql/15/extension/postgis.control ]; then \
+		if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
+			echo "installing $(PG_PACKAGES) (apt-get)"; \
+			$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends $(PG_PACKAGES) >/dev/null; \
+		else echo "PostgreSQL 15 + PostGIS 3 not installed and no root: the dev stack's tests will skip"; fi; \
+	fi
+
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 # A fresh Airflow home per run: tests never see state from an earlier run or from ~/airflow.
-test-main: $(VENV)/.stamp servers browser
+test-main: $(VENV)/.stamp servers browser postgis
 	rm -rf $(ARTIFACTS)/airflow-home && mkdir -p $(ARTIFACTS)/airflow-home
 	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-test-floor: $(VENV_FLOOR)/.stamp servers browser
+test-floor: $(VENV_FLOOR)/.stamp servers browser postgis
 	rm -rf $(ARTIFACTS)/airflow-home-floor && mkdir -p $(ARTIFACTS)/airflow-home-floor
 	$(VENV_FLOOR)/bin/python -c 'import airflow; print("Airflow floor:", airflow.__version__)'
 	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home-floor $(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS)
 
-# The local water-bodies stack (moto S3, synthetic Landsat scenes, pygeoapi water-bodies) on 127.0.0.1.
+# The local water-bodies stack (moto S3, synthetic Landsat scenes, PostgreSQL + pgstac + stac-fastapi,
+# pygeoapi water-bodies) on 127.0.0.1.
 STACK_DIR := $(ARTIFACTS)/dev-stack
 .PHONY: stack-up stack-down stack-status
-stack-up: $(VENV)/.stamp servers
+stack-up: $(VENV)/.stamp servers postgis
 	$(VENV)/bin/python -m dev.stack up --workdir $(STACK_DIR)
 stack-down:
 	$(VENV)/bin/python -m dev.stack down --workdir $(STACK_DIR)
@@ -100,4 +125,4 @@ stack-status:
 
 clean:
 	-[ -x $(VENV)/bin/python ] && $(VENV)/bin/python -m dev.stack down --workdir $(STACK_DIR)
-	rm -rf $(VENV) $(VENV_FLOOR) .venv-pygeoapi .venv-wraptile $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_FLOOR) .venv-pygeoapi .venv-wraptile .venv-stac $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
