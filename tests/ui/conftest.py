@@ -166,8 +166,16 @@ def water_stack(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
+    from dev import stac_api
     from dev.stack import start_stack
 
+    problem = stac_api.missing_requirements(
+        Path(os.environ.get("OGC_TEST_STAC_BIN") or REPO / ".venv-stac" / "bin")
+    )
+    if problem:
+        if in_ci():
+            pytest.fail(problem)
+        pytest.skip(problem)
     stack = start_stack(
         tmp_path_factory.mktemp("water-stack"),
         pygeoapi_bin=pygeoapi_bin,
