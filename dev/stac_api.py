@@ -175,7 +175,7 @@ class PostgresServer:
         self._stopped = True
         _LIVE.discard(self)
         stop_postgres(self.data_dir, self.pid, self.log_path)
-        _keep_server_log(self.server_log, self.log_path)
+        keep_server_log(self.server_log, self.log_path)
         if self.remove_dir is not None:
             shutil.rmtree(self.remove_dir, ignore_errors=True)
 
@@ -183,7 +183,7 @@ class PostgresServer:
         return _tail(self.server_log if self.server_log.exists() else self.log_path, lines)
 
 
-def _keep_server_log(server_log: Path, log_path: Path) -> None:
+def keep_server_log(server_log: Path, log_path: Path) -> None:
     """Append the server's log to `log_path` (the server's own is deleted with the data)."""
     try:
         text = server_log.read_bytes()
@@ -276,7 +276,9 @@ def start_postgres(workdir: Path, timeout: float = 60.0) -> PostgresServer:
                 check=False,
             )
         if proc.returncode != 0:
-            _keep_server_log(server_log, log_path)
+            # The server's own words (e.g. "Address already in use") into the error and our log.
+            keep_server_log(server_log, log_path)
+            server_log.unlink(missing_ok=True)
             raise StacApiError(f"{what} failed ({proc.returncode}); {log_path}:\n{_tail(log_path)}")
 
     initdb = [str(PG_BIN / "initdb"), "-D", str(data_dir), "-U", PG_USER, "--pwfile", str(pwfile)]

@@ -193,6 +193,7 @@ class Stack:
             "port": pg.port,
             "data_dir": str(pg.data_dir),
             "remove_dir": str(pg.remove_dir) if pg.remove_dir else None,
+            "server_log": str(pg.server_log),
             "pgstac_version": self.pgstac_version,
         }
 
@@ -668,9 +669,11 @@ def _down(args: argparse.Namespace) -> int:
     for name, pid in _live_pids(state).items():
         print(f"killing {name} (pid {pid})")
         os.kill(pid, signal.SIGKILL)
-    remove_dir = state.get("postgres", {}).get("remove_dir")
-    if remove_dir and not _live_pids(state).get("postgres"):
-        shutil.rmtree(remove_dir, ignore_errors=True)  # PostgreSQL's throwaway cluster
+    pg = state.get("postgres", {})
+    if pg.get("remove_dir") and not _live_pids(state).get("postgres"):
+        if pg.get("server_log"):
+            stac_api.keep_server_log(Path(pg["server_log"]), workdir / stac_api.PG_LOG)
+        shutil.rmtree(pg["remove_dir"], ignore_errors=True)  # PostgreSQL's throwaway cluster
     for name in (STATE_FILE, ENV_FILE):
         (workdir / name).unlink(missing_ok=True)
     print(f"dev stack in {workdir} stopped")
