@@ -19,6 +19,11 @@ PSYCOPG2_VERSION ?= 2.9.11
 ASYNCPG_VERSION ?= 0.31.0
 # celery 5.7 dropped celery.backends.database.retry, which both celery providers import.
 CELERY_VERSION ?= 5.6.3
+# The dev stack's STAC API (.venv-stac): stac-fastapi-pgstac 7.1+ supports pgstac >=0.9.2,<0.11 (its
+# README's compatibility table); pypgstac 0.10.0 migrates the database to pgstac 0.10.0, inside that
+# range. The [server] extra pins uvicorn (0.38.0); [psycopg] is pypgstac's driver (the API uses asyncpg).
+STAC_FASTAPI_PGSTAC_VERSION ?= 7.2.0
+PYPGSTAC_VERSION ?= 0.10.0
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 # pip warns once per package about this machine's absent local index folders; keep real messages.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
@@ -30,12 +35,13 @@ ARTIFACTS := .artifacts
 
 export OGC_TEST_PYGEOAPI_BIN := $(CURDIR)/.venv-pygeoapi/bin
 export OGC_TEST_WRAPTILE_BIN := $(CURDIR)/.venv-wraptile/bin
+export OGC_TEST_STAC_BIN := $(CURDIR)/.venv-stac/bin
 
-.PHONY: demo test check bench lint test-main test-floor servers browser system-packages clean
+.PHONY: demo test check bench lint test-main test-floor servers browser system-packages postgis clean
 
 # The main job: the seed's water-bodies scenario from an Airflow DAG against the local stack,
 # checked against the synthetic scenes' known lakes (exits non-zero on disagreement).
-demo: $(VENV)/.stamp .venv-pygeoapi/.stamp
+demo: $(VENV)/.stamp .venv-pygeoapi/.stamp .venv-stac/.stamp postgis
 	$(VENV)/bin/python -m dev.demo
 
 test: lint test-main test-floor
@@ -73,22 +79,38 @@ $(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt 
 	.venv-wraptile/bin/pip install $(PIP_FLAGS) "wraptile==$(WRAPTILE_VERSION)" -r dev/requirements-part2.txt $(QUIET_PIP)
 	touch $@
 
-servers: .venv-pygeoapi/.stamp .venv-wraptile/.stamp
+.venv-stac/.stamp: Makefile
+	$(PYTHON) -m venv .venv-stac
+	.venv-stac/bin/pip install $(PIP_FLAGS) "stac-fastapi-pgstac[server]==$(STAC_FASTAPI_PGSTAC_VERSION)" \
+		"pypgstac[psycopg]==$(PYPGSTAC_VERSION)" $(QUIET_PIP)
+	touch $@
 
-# Debian packages the tests use, installed together (one apt-get update) when root or sudo works:
-# chromium and chromedriver for tests/ui (selenium never downloads a browser), PostgreSQL 15 and
-# Redis 7 for tests/production (CeleryExecutor on PostgreSQL). Without root or sudo those tests
-# skip locally; in CI (CI=true) they fail instead.
+servers: .venv-pygeoapi/.stamp .venv-wraptile/.stamp .venv-stac/.stamp
+
+# Debian packages, installed (one apt-get update) when missing and root or sudo works: chromium and
+# chromedriver for tests/ui (selenium never downloads a browser), PostgreSQL 15 with PostGIS 3 for the
+# dev stack's STAC API (pgstac) and as tests/production's metadata database, Redis 7 as its Celery
+# broker. Without root or sudo the tests that need them skip locally; in CI (CI=true) they fail.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
-DEBIAN_PACKAGES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
-	/usr/lib/postgresql/15/bin/pg_ctl:postgresql-15 /usr/bin/redis-server:redis-server
-system-packages:
-	@missing="$$(for pair in $(DEBIAN_PACKAGES); do [ -x "$${pair%%:*}" ] || echo "$${pair##*:}"; done)"; \
+PG_PACKAGES := /usr/lib/postgresql/15/bin/initdb:postgresql-15 \
+	/usr/share/postgresql/15/extension/postgis.control:postgresql-15-postgis-3
+DEBIAN_PACKAGES := $(PG_PACKAGES) /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
+	/usr/bin/redis-server:redis-server
+# $(call apt_ensure,path:package ...): install the packages whose path is missing.
+define apt_ensure
+	@missing="$$(for pair in $(1); do [ -e "$${pair%%:*}" ] || echo "$${pair##*:}"; done)"; \
 	if [ -n "$$missing" ]; then \
 		if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
-			$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+			echo "installing" $$missing "(apt-get)"; \
+			$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				$$missing >/dev/null; \
 		else echo "not installed and no root: $$(echo $$missing); the tests that need them will skip"; fi; \
 	fi
+endef
+system-packages:
+	$(call apt_ensure,$(DEBIAN_PACKAGES))
+postgis:
+	$(call apt_ensure,$(PG_PACKAGES))
 browser: system-packages
 
 lint: $(VENV)/.stamp
@@ -106,10 +128,11 @@ test-floor: $(VENV_FLOOR)/.stamp servers system-packages
 	$(VENV_FLOOR)/bin/python -c 'import airflow; print("Airflow floor:", airflow.__version__)'
 	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home-floor $(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS)
 
-# The local water-bodies stack (moto S3, synthetic Landsat scenes, pygeoapi water-bodies) on 127.0.0.1.
+# The local water-bodies stack (moto S3, synthetic Landsat scenes, PostgreSQL + pgstac + stac-fastapi,
+# pygeoapi water-bodies) on 127.0.0.1.
 STACK_DIR := $(ARTIFACTS)/dev-stack
 .PHONY: stack-up stack-down stack-status
-stack-up: $(VENV)/.stamp servers
+stack-up: $(VENV)/.stamp servers postgis
 	$(VENV)/bin/python -m dev.stack up --workdir $(STACK_DIR)
 stack-down:
 	$(VENV)/bin/python -m dev.stack down --workdir $(STACK_DIR)
@@ -118,4 +141,4 @@ stack-status:
 
 clean:
 	-[ -x $(VENV)/bin/python ] && $(VENV)/bin/python -m dev.stack down --workdir $(STACK_DIR)
-	rm -rf $(VENV) $(VENV_FLOOR) .venv-pygeoapi .venv-wraptile $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_FLOOR) .venv-pygeoapi .venv-wraptile .venv-stac $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache

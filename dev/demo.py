@@ -2,7 +2,8 @@
 
 ``make demo`` runs ``python -m dev.demo``, which
 
-1. starts the local stack (moto S3, synthetic Landsat scenes, pygeoapi ``water-bodies``);
+1. starts the local stack (moto S3, synthetic Landsat scenes served by a STAC API:
+   stac-fastapi-pgstac over PostgreSQL + pgstac, pygeoapi ``water-bodies``);
 2. runs ``airflow dags test water_bodies`` on ``example_dags/`` with the stack's connections, the
    inputs pointing at the synthetic scenes (the DAG itself is unchanged);
 3. prints the STAC item hrefs the job produced, the water area per scene as the DAG measured it,
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=REPO / ".artifacts" / "demo")
     parser.add_argument("--pygeoapi-bin", type=Path, default=REPO / ".venv-pygeoapi" / "bin")
+    parser.add_argument("--stac-bin", type=Path, default=REPO / ".venv-stac" / "bin")
     parser.add_argument("--step-delay", type=float, default=0.3, help="slow the process down to watch it")
     args = parser.parse_args(argv)
 
@@ -51,15 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     from dev.stack import start_stack
 
     began = time.monotonic()
-    print("Starting the local stack (moto S3, synthetic Landsat scenes, pygeoapi water-bodies)...")
+    print("Starting the local stack (moto S3, a STAC API of synthetic Landsat scenes, pygeoapi)...")
     stack = start_stack(
         workdir / "stack",
         pygeoapi_bin=args.pygeoapi_bin,
         moto_bin=Path(sys.executable).parent,
+        stac_bin=args.stac_bin,
         step_delay=args.step_delay,
     )
     try:
         print(f"  OGC API - Processes: {stack.ogc_url}\n  S3: {stack.s3_endpoint}")
+        print(f"  STAC API: {stack.stac_api_url} (stac-fastapi-pgstac, pgstac {stack.pgstac_version})")
         print(f"  up in {stack.startup_seconds:.1f} s")
         os.environ.update(stack.env())
         ok = run_dag(home, stack.example_inputs())

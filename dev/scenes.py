@@ -8,13 +8,16 @@ quadrilateral, as real Landsat scenes have nodata triangles in the corners), a o
 band-to-band offset of that footprint for ``nir08`` and, for the first scene, a small dropout
 of the ``green`` band in the middle of a lake (so nodata in *one* band is exercised).
 
+Three footprints (WRS-2 path/row 044/032, 043/033, 044/033), each acquired on four dates 16 days
+apart with varied ``eo:cloud_cover`` (:data:`REVISITS`): twelve scenes, among them the seed's.
+
 ``dev.synth`` renders the COGs from these definitions and ``dev.truth`` computes the ground truth
 from the very same ones, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 EPSG = 32610
 CRS = f"EPSG:{EPSG}"
@@ -151,52 +154,96 @@ class Scene:
         return "landsat-9" if self.id.startswith("LC09") else "landsat-8"
 
 
+# The seed's three acquisitions: the scenes of its request (and a third one south of them).
+_SEED_SCENES = (
+    Scene(
+        id="LC08_L2SP_044032_20231208_02_T1",
+        datetime="2023-12-08T18:45:23.598169Z",
+        wrs_path=44,
+        wrs_row=32,
+        ulx=650985.0,
+        uly=4460985.0,
+        width=600,
+        height=600,
+        footprint_px=((60, 5), (595, 75), (540, 595), (5, 525)),
+        seed=44032,
+        green_dropouts=((660885.0, 4449885.0, 661215.0, 4450125.0),),
+        cloud_cover=0.4,
+    ),
+    Scene(
+        id="LC08_L2SP_043033_20231201_02_T1",
+        datetime="2023-12-01T18:39:41.392050Z",
+        wrs_path=43,
+        wrs_row=33,
+        ulx=659985.0,
+        uly=4451985.0,
+        width=640,
+        height=560,
+        footprint_px=((70, 0), (640, 60), (575, 560), (0, 500)),
+        seed=43033,
+        gain=0.94,
+        cloud_cover=1.2,
+    ),
+    Scene(
+        id="LC08_L2SP_044033_20231208_02_T1",
+        datetime="2023-12-08T18:45:47.485013Z",
+        wrs_path=44,
+        wrs_row=33,
+        ulx=647985.0,
+        uly=4445985.0,
+        width=500,
+        height=480,
+        footprint_px=((50, 0), (500, 55), (450, 480), (0, 425)),
+        seed=44033,
+        nir_shift=-1.0,
+        gain=1.03,
+        cloud_cover=0.1,
+    ),
+)
+
+# More acquisitions of the same three footprints (WRS-2 path/row), 16 days apart as Landsat 8
+# revisits them (path 43 is flown 7 days before path 44), so a search over a week finds some and
+# not others: (seed scene of the footprint, datetime, eo:cloud_cover, land gain). Each is rendered
+# on its footprint's grid with its own noise; the lakes do not change, so the truth holds for all.
+# eo:cloud_cover is metadata only: the rendered imagery is cloud-free whatever it says.
+# 20.0 exactly (044033 on 2023-12-24) sits on the edge of an `eo:cloud_cover < 20` filter.
+REVISITS: tuple[tuple[str, str, float, float], ...] = (
+    ("LC08_L2SP_044032_20231208_02_T1", "2023-11-06T18:45:31.112842Z", 12.7, 1.02),
+    ("LC08_L2SP_044032_20231208_02_T1", "2023-11-22T18:45:28.770954Z", 63.5, 0.97),
+    ("LC08_L2SP_044032_20231208_02_T1", "2023-12-24T18:45:19.304127Z", 27.9, 1.05),
+    ("LC08_L2SP_043033_20231201_02_T1", "2023-11-15T18:39:47.018366Z", 34.6, 0.99),
+    ("LC08_L2SP_043033_20231201_02_T1", "2023-12-17T18:39:36.550781Z", 5.8, 0.96),
+    ("LC08_L2SP_043033_20231201_02_T1", "2024-01-02T18:39:33.207419Z", 88.1, 1.01),
+    ("LC08_L2SP_044033_20231208_02_T1", "2023-11-06T18:45:55.339210Z", 8.3, 1.0),
+    ("LC08_L2SP_044033_20231208_02_T1", "2023-11-22T18:45:52.806117Z", 71.2, 1.04),
+    ("LC08_L2SP_044033_20231208_02_T1", "2023-12-24T18:45:43.691578Z", 20.0, 0.98),
+)
+
+
+def landsat_id(path: int, row: int, datetime: str, platform: str = "LC08") -> str:
+    """A Planetary Computer ``landsat-c2-l2`` item id (the USGS product id without its processing date)."""
+    return f"{platform}_L2SP_{path:03d}{row:03d}_{datetime[:10].replace('-', '')}_02_T1"
+
+
+def _revisit(index: int, of: str, datetime: str, cloud_cover: float, gain: float) -> Scene:
+    base = next(s for s in _SEED_SCENES if s.id == of)
+    return replace(
+        base,
+        id=landsat_id(base.wrs_path, base.wrs_row, datetime),
+        datetime=datetime,
+        seed=base.seed * 100 + index + 1,
+        gain=gain,
+        green_dropouts=(),
+        cloud_cover=cloud_cover,
+    )
+
+
+# Every acquisition, in (path, row, datetime) order.
 SCENES: dict[str, Scene] = {
     s.id: s
-    for s in (
-        Scene(
-            id="LC08_L2SP_044032_20231208_02_T1",
-            datetime="2023-12-08T18:45:23.598169Z",
-            wrs_path=44,
-            wrs_row=32,
-            ulx=650985.0,
-            uly=4460985.0,
-            width=600,
-            height=600,
-            footprint_px=((60, 5), (595, 75), (540, 595), (5, 525)),
-            seed=44032,
-            green_dropouts=((660885.0, 4449885.0, 661215.0, 4450125.0),),
-            cloud_cover=0.4,
-        ),
-        Scene(
-            id="LC08_L2SP_043033_20231201_02_T1",
-            datetime="2023-12-01T18:39:41.392050Z",
-            wrs_path=43,
-            wrs_row=33,
-            ulx=659985.0,
-            uly=4451985.0,
-            width=640,
-            height=560,
-            footprint_px=((70, 0), (640, 60), (575, 560), (0, 500)),
-            seed=43033,
-            gain=0.94,
-            cloud_cover=1.2,
-        ),
-        Scene(
-            id="LC08_L2SP_044033_20231208_02_T1",
-            datetime="2023-12-08T18:45:47.485013Z",
-            wrs_path=44,
-            wrs_row=33,
-            ulx=647985.0,
-            uly=4445985.0,
-            width=500,
-            height=480,
-            footprint_px=((50, 0), (500, 55), (450, 480), (0, 425)),
-            seed=44033,
-            nir_shift=-1.0,
-            gain=1.03,
-            cloud_cover=0.1,
-        ),
+    for s in sorted(
+        (*_SEED_SCENES, *(_revisit(i, *r) for i, r in enumerate(REVISITS))),
+        key=lambda s: (s.wrs_path, s.wrs_row, s.datetime),
     )
 }
 
@@ -211,23 +258,17 @@ def scene(item_id: str) -> Scene:
         raise KeyError(f"unknown scene {item_id!r}; known: {', '.join(SCENES)}") from None
 
 
-# --- where the stack publishes the inputs (the `inputs` bucket, readable anonymously over HTTP) ---
+# --- where the stack publishes the inputs ---
+# COGs: the `inputs` bucket, readable anonymously over plain HTTP. STAC Items: the stack's STAC API
+# (stac-fastapi-pgstac), at the same paths as on the Planetary Computer's API.
 
 INPUTS_BUCKET = "inputs"
 RESULTS_BUCKET = "results"
-STAC_PREFIX = "api/stac/v1"  # mimics https://planetarycomputer.microsoft.com/api/stac/v1
 
 
-def stac_base_url(s3_endpoint: str) -> str:
-    return f"{s3_endpoint.rstrip('/')}/{INPUTS_BUCKET}/{STAC_PREFIX}"
-
-
-def item_key(item_id: str) -> str:
-    return f"{STAC_PREFIX}/collections/{COLLECTION}/items/{item_id}"
-
-
-def item_url(s3_endpoint: str, item_id: str) -> str:
-    return f"{s3_endpoint.rstrip('/')}/{INPUTS_BUCKET}/{item_key(item_id)}"
+def item_url(stac_api_url: str, item_id: str) -> str:
+    """The item's URL in a STAC API, as the seed's ``{api}/collections/landsat-c2-l2/items/{id}``."""
+    return f"{stac_api_url.rstrip('/')}/collections/{COLLECTION}/items/{item_id}"
 
 
 def asset_key(item_id: str, band: str) -> str:

@@ -1,19 +1,22 @@
-"""A local water-bodies stack on 127.0.0.1: moto S3, synthetic Landsat scenes, pygeoapi ``water-bodies``.
+"""A local water-bodies stack on 127.0.0.1: moto S3, a STAC API of synthetic Landsat scenes, pygeoapi.
 
 Components (all on loopback, free ports, no internet needed):
 
 * **S3**: a moto server with the buckets ``inputs`` and ``results``.
-* **Input data**: synthetic Landsat C2 L2 scenes (:mod:`dev.scenes`, rendered by :mod:`dev.synth`):
-  green/nir08 COGs and STAC Items in the ``inputs`` bucket, readable anonymously over plain HTTP
-  (``{s3_endpoint}/inputs/api/stac/v1/collections/landsat-c2-l2/items/{id}``), like the seed's
-  Planetary Computer URLs.
+* **Input data**: synthetic Landsat C2 L2 scenes (:mod:`dev.scenes`, rendered by :mod:`dev.synth`;
+  three footprints, four dates each): green/nir08 COGs in the ``inputs`` bucket, readable
+  anonymously over plain HTTP.
+* **STAC API**: stac-fastapi-pgstac over PostgreSQL 15 + PostGIS 3 + pgstac (:mod:`dev.stac_api`)
+  serving them as the collection ``landsat-c2-l2``; the item URLs
+  (``{stac_api_url}/collections/landsat-c2-l2/items/{id}``) are what ``water-bodies`` reads, as the
+  seed's Planetary Computer URLs.
 * **OGC API - Processes**: pygeoapi 0.21 (TinyDB job manager) serving ``water-bodies``
   (:mod:`dev.water_bodies`), which writes its results to ``s3://results/{job id}/...``.
 
 Python API (stdlib only, importable from any of the project's virtualenvs)::
 
     stack = start_stack(workdir, pygeoapi_bin=Path(".venv-pygeoapi/bin"), moto_bin=Path(".venv/bin"))
-    stack.ogc_url, stack.s3_endpoint, stack.stac_base_url, stack.item_urls, stack.example_inputs()
+    stack.ogc_url, stack.s3_endpoint, stack.stac_api_url, stack.item_urls, stack.example_inputs()
     stack.stop()
 
 Command line (from the repository root)::
@@ -24,7 +27,8 @@ Command line (from the repository root)::
 
 ``up`` returns once everything answers and leaves a supervisor process running in the
 background; it writes ``WORKDIR/stack.json`` (URLs, PIDs, Airflow connections) and ``WORKDIR/env``
-(``source`` it to get ``AIRFLOW_CONN_OGC_PROCESSES_DEFAULT``, ``AIRFLOW_CONN_AWS_DEFAULT``, AWS_*).
+(``source`` it to get ``AIRFLOW_CONN_OGC_PROCESSES_DEFAULT``, ``AIRFLOW_CONN_AWS_DEFAULT``,
+``AIRFLOW_CONN_STAC_API_DEFAULT``, ``OGC_DEV_STAC_API_URL``, AWS_*).
 ``down`` stops exactly the PIDs recorded in ``stack.json``.
 """
 
@@ -34,6 +38,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dev import scenes
+from dev import scenes, stac_api
 from tests.servers.launch import (
     RunningServer,
     ServerStartError,
@@ -59,6 +64,8 @@ from tests.servers.launch import (
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO / ".artifacts" / "dev-stack"
+# The rendered COGs, reused by every stack of this checkout (keyed by the generator's code).
+SYNTH_CACHE = Path(os.environ.get("OGC_DEV_SYNTH_CACHE") or REPO / ".artifacts" / "synth-cache")
 
 # moto accepts any key pair; these only have to be consistent between the stack's users.
 ACCESS_KEY_ID = "dev-stack-access-key"
@@ -66,7 +73,7 @@ SECRET_ACCESS_KEY = "dev-stack-secret-key"
 REGION = "us-east-1"
 
 PROCESSORS = {"water-bodies": "dev.pygeoapi_water_bodies.WaterBodiesProcessor"}
-LOGS = ("moto.log", "pygeoapi.log", "synth.log")
+LOGS = ("moto.log", "pygeoapi.log", "synth.log", stac_api.PG_LOG, stac_api.LOAD_LOG, stac_api.API_LOG)
 NO_PROXY = "127.0.0.1,localhost"
 
 
@@ -79,8 +86,8 @@ class Stack:
     workdir: Path
     ogc_url: str
     s3_endpoint: str
-    stac_base_url: str
-    item_urls: dict[str, str]  # scene id -> STAC Item URL (every synthetic scene)
+    stac_api_url: str  # the STAC API's root (landing page)
+    item_urls: dict[str, str]  # scene id -> STAC Item URL in the STAC API (every synthetic scene)
     part2_url: str = ""  # the Part 2 (deploy/replace/undeploy) server, when started
     startup_seconds: float = 0.0
     step_delay: float = 0.0
@@ -89,7 +96,9 @@ class Stack:
     region_name: str = REGION
     inputs_bucket: str = scenes.INPUTS_BUCKET
     results_bucket: str = scenes.RESULTS_BUCKET
-    servers: dict[str, RunningServer] = field(default_factory=dict, repr=False)
+    pgstac_version: str = ""
+    # RunningServer, or stac_api.PostgresServer for "postgres"
+    servers: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # --- what clients need ---
 
@@ -118,6 +127,7 @@ class Stack:
         return {
             **part2,
             "ogc_processes_default": {"conn_type": "ogc_processes", "host": self.ogc_url},
+            "stac_api_default": {"conn_type": "stac_api", "host": self.stac_api_url},
             "aws_default": {
                 "conn_type": "aws",
                 "login": self.aws_access_key_id,
@@ -136,7 +146,7 @@ class Stack:
             AWS_DEFAULT_REGION=self.region_name,
             OGC_DEV_OGC_URL=self.ogc_url,
             OGC_DEV_PART2_URL=self.part2_url,
-            OGC_DEV_STAC_BASE_URL=self.stac_base_url,
+            OGC_DEV_STAC_API_URL=self.stac_api_url,
             OGC_DEV_EXAMPLE_INPUTS=json.dumps(self.example_inputs()),
         )
         return env
@@ -154,7 +164,8 @@ class Stack:
             "ogc_url": self.ogc_url,
             "part2_url": self.part2_url,
             "s3_endpoint": self.s3_endpoint,
-            "stac_base_url": self.stac_base_url,
+            "stac_api_url": self.stac_api_url,
+            "collection": scenes.COLLECTION,
             "item_urls": self.item_urls,
             "scene_item_urls": self.scene_item_urls,
             "buckets": {"inputs": self.inputs_bucket, "results": self.results_bucket},
@@ -166,10 +177,24 @@ class Stack:
             "airflow_connections": self.airflow_connections(),
             "airflow_env": {k: v for k, v in self.env().items() if k.startswith("AIRFLOW_CONN_")},
             "example_inputs": self.example_inputs(),
+            "postgres": self._postgres_state(),
             "pids": self.pids,
             "logs": {name: str(self.workdir / name) for name in LOGS},
             "startup_seconds": round(self.startup_seconds, 2),
             "step_delay": self.step_delay,
+        }
+
+    def _postgres_state(self) -> dict[str, Any]:
+        pg = self.servers.get("postgres")
+        if pg is None:
+            return {}
+        return {
+            "url": pg.url,
+            "port": pg.port,
+            "data_dir": str(pg.data_dir),
+            "remove_dir": str(pg.remove_dir) if pg.remove_dir else None,
+            "server_log": str(pg.server_log),
+            "pgstac_version": self.pgstac_version,
         }
 
     def write_env_file(self, path: Path) -> None:
@@ -181,8 +206,8 @@ class Stack:
         path.write_text("\n".join(lines) + "\n")
 
     def stop(self) -> None:
-        """Stop the Part 2 server and pygeoapi, then moto. Idempotent."""
-        for name in ("part2", "pygeoapi", "moto"):
+        """Stop the Part 2 server, pygeoapi, the STAC API, PostgreSQL (fast shutdown), moto. Idempotent."""
+        for name in ("part2", "pygeoapi", "stac", "postgres", "moto"):
             server = self.servers.get(name)
             if server is not None:
                 server.stop()
@@ -280,10 +305,12 @@ def _start_water_pygeoapi(
     return _start_with_port_retry(start, None)
 
 
-def _publish_inputs(workdir: Path, pygeoapi_bin: Path, s3_endpoint: str, timeout: float) -> dict[str, str]:
+def _publish_inputs(workdir: Path, pygeoapi_bin: Path, s3_endpoint: str, timeout: float) -> dict[str, Any]:
+    """Render the scenes, upload their COGs; return the paths of the STAC files (``dev.synth.write_stac``)."""
     python = _python(pygeoapi_bin)
     log_path = workdir / "synth.log"
     cmd = [str(python), "-m", "dev.synth", "--out", str(workdir / "inputs"), "--endpoint", s3_endpoint]
+    cmd += ["--cache", str(SYNTH_CACHE)]
     proc = subprocess.run(
         cmd,
         cwd=REPO,
@@ -299,8 +326,21 @@ def _publish_inputs(workdir: Path, pygeoapi_bin: Path, s3_endpoint: str, timeout
             requirements = REPO / "dev" / "requirements-pygeoapi.txt"
             hint = f"\n(install the process's dependencies: {python} -m pip install -r {requirements})"
         raise StackError(f"generating/publishing the input scenes failed:\n{_tail(log_path)}{hint}")
-    urls: dict[str, str] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
-    return urls
+    files: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return files
+
+
+def _start_postgres_and_api(
+    workdir: Path, stac_bin: Path, timeout: float
+) -> tuple[stac_api.PostgresServer, str, RunningServer | None, BaseException | None]:
+    """PostgreSQL, pgstac's migration, then the API (it needs the schema, not the items)."""
+    postgres = stac_api.start_postgres(workdir, timeout)
+    try:
+        version = stac_api.migrate_pgstac(workdir, stac_bin, postgres, timeout)
+        api = stac_api.start_api(workdir, stac_bin, postgres, timeout)
+    except BaseException as err:
+        return postgres, "", None, err
+    return postgres, version, api, None
 
 
 def start_stack(
@@ -311,8 +351,9 @@ def start_stack(
     step_delay: float = 0.0,
     timeout: float = 60.0,
     wraptile_bin: Path | None = None,
+    stac_bin: Path | None = None,
 ) -> Stack:
-    """Start moto, publish the synthetic scenes, start pygeoapi with ``water-bodies``; return the stack.
+    """Start moto, the scenes' COGs and STAC API, pygeoapi with ``water-bodies``; return the stack.
 
     :param workdir: for logs, the pygeoapi config and job database, and the rendered COGs.
     :param pygeoapi_bin: bin directory (or python) of the pygeoapi virtualenv, which also has
@@ -321,14 +362,21 @@ def start_stack(
     :param step_delay: seconds the process pauses after each progress report (0: full speed).
     :param wraptile_bin: bin directory of the wraptile virtualenv (with ``dev/requirements-part2.txt``);
         when given, the Part 2 server (``dev/part2``) runs beside pygeoapi, writing to the same S3.
+    :param stac_bin: bin directory of the STAC API's virtualenv (stac-fastapi-pgstac, pypgstac);
+        default ``$OGC_TEST_STAC_BIN`` or ``.venv-stac/bin``. PostgreSQL 15 and PostGIS 3 must be
+        installed (``make postgis``).
     """
     t0 = time.monotonic()
+    stac_bin = Path(stac_bin) if stac_bin is not None else _default_stac_bin()
     for label, bin_dir in (("pygeoapi_bin", pygeoapi_bin), ("moto_bin", moto_bin)):
         if not Path(bin_dir).exists():
             raise StackError(f"{label} {bin_dir} does not exist")
+    problem = stac_api.missing_requirements(stac_bin)
+    if problem:
+        raise StackError(problem)
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    for stale in (*LOGS, "pygeoapi-jobs.db", "pygeoapi-jobs.db.lock"):
+    for stale in (*LOGS, "pygeoapi-jobs.db", "pygeoapi-jobs.db.lock", "pgstac-location"):
         (workdir / stale).unlink(missing_ok=True)
     outputs = workdir / "pygeoapi-outputs"
     if outputs.is_dir():
@@ -343,34 +391,67 @@ def start_stack(
         workdir=workdir,
         ogc_url="",
         s3_endpoint=moto.url,
-        stac_base_url=scenes.stac_base_url(moto.url),
+        stac_api_url="",
         item_urls={},
         step_delay=step_delay,
         servers={"moto": moto},
     )
     try:
-        # Render and upload the scenes while pygeoapi starts (each takes about a second).
+        # Render and upload the scenes, and start PostgreSQL, pgstac and the STAC API, while
+        # pygeoapi starts; then load the scenes' items into pgstac.
         errors: list[BaseException] = []
+        stac_files: dict[str, Any] = {}
 
         def publish() -> None:
             try:
-                stack.item_urls = _publish_inputs(workdir, Path(pygeoapi_bin), moto.url, timeout)
+                stac_files.update(_publish_inputs(workdir, Path(pygeoapi_bin), moto.url, timeout))
             except BaseException as err:
                 errors.append(err)
 
-        publisher = threading.Thread(target=publish, name="dev-stack-publish", daemon=True)
-        publisher.start()
+        def start_stac() -> None:
+            try:
+                postgres, version, api, error = _start_postgres_and_api(workdir, stac_bin, timeout)
+            except BaseException as err:
+                errors.append(err)
+                return
+            stack.servers["postgres"] = postgres
+            stack.pgstac_version = version
+            if api is not None:
+                stack.servers["stac"] = api
+            if error is not None:
+                errors.append(error)
+
+        threads = [
+            threading.Thread(target=publish, name="dev-stack-publish", daemon=True),
+            threading.Thread(target=start_stac, name="dev-stack-stac", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
         try:
             stack.servers["pygeoapi"] = _start_water_pygeoapi(
                 workdir, Path(pygeoapi_bin), moto.url, step_delay, timeout
             )
         finally:
-            publisher.join(timeout)
-        if publisher.is_alive():
-            raise StackError(f"publishing the input scenes took longer than {timeout:g}s")
+            deadline = time.monotonic() + 2 * timeout
+            for thread in threads:
+                thread.join(max(deadline - time.monotonic(), 0.1))
+        if any(thread.is_alive() for thread in threads):
+            raise StackError(
+                f"publishing the scenes or starting the STAC API took longer than {2 * timeout:g}s"
+            )
         if errors:
             raise errors[0]
         stack.ogc_url = stack.servers["pygeoapi"].url
+        stack.stac_api_url = stack.servers["stac"].url
+        stac_api.load_pgstac(
+            workdir,
+            stac_bin,
+            stack.servers["postgres"],
+            Path(stac_files["collection"]),
+            Path(stac_files["items"]),
+            timeout,
+        )
+        stack.item_urls = {i: scenes.item_url(stack.stac_api_url, i) for i in stac_files["ids"]}
         if wraptile_bin is not None:
             from dev.part2.server import stack_env as part2_env
             from dev.part2.server import start_part2_server
@@ -382,7 +463,7 @@ def start_stack(
             stack.part2_url = part2.url
     except BaseException as err:
         stack.stop()
-        if isinstance(err, ServerStartError):
+        if isinstance(err, (ServerStartError, stac_api.StacApiError)):
             raise StackError(str(err)) from err
         raise
     stack.startup_seconds = time.monotonic() - t0
@@ -424,6 +505,10 @@ def _cmdline_matches(pid: int, *needles: str) -> bool:
 def _expected_cmd(name: str, state: dict[str, Any]) -> tuple[str, ...]:
     if name == "supervisor":
         return ("dev.stack", "_serve", state["workdir"])
+    if name == "postgres":  # the postmaster: `postgres -D DATA_DIR -p PORT ...`
+        return ("postgres", state["postgres"]["data_dir"], f"-p {state['postgres']['port']}")
+    if name == "stac":
+        return ("stac_fastapi.pgstac.app", state["stac_api_url"].rsplit(":", 1)[1])
     url = {"moto": state["s3_endpoint"], "part2": state.get("part2_url", "")}.get(name, state["ogc_url"])
     module = {"moto": "moto.server", "part2": "wraptile.cli"}.get(name, "pygeoapi.flask_app")
     return (module, url.rsplit(":", 1)[1])
@@ -464,6 +549,7 @@ def _serve(args: argparse.Namespace) -> int:
         step_delay=args.step_delay,
         timeout=args.timeout,
         wraptile_bin=args.wraptile_bin if args.wraptile_bin.exists() else None,
+        stac_bin=args.stac_bin,
     )
     try:
         state = {**stack.to_dict(), "supervisor_pid": os.getpid(), "env_file": str(workdir / ENV_FILE)}
@@ -472,7 +558,8 @@ def _serve(args: argparse.Namespace) -> int:
         tmp = workdir / f".{STATE_FILE}.tmp"
         tmp.write_text(json.dumps(state, indent=2) + "\n")
         tmp.replace(workdir / STATE_FILE)  # atomic: `up` never reads half a file
-        print(f"stack up in {stack.startup_seconds:.1f}s: {stack.ogc_url} {stack.s3_endpoint}", flush=True)
+        urls = f"{stack.ogc_url} {stack.s3_endpoint} {stack.stac_api_url}"
+        print(f"stack up in {stack.startup_seconds:.1f}s: {urls}", flush=True)
         while not stop.wait(0.5):
             dead = [name for name, server in stack.servers.items() if not server.alive()]
             if dead:
@@ -500,7 +587,7 @@ def _up(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "dev.stack", "_serve", "--workdir", str(workdir)]
     cmd += ["--pygeoapi-bin", str(args.pygeoapi_bin), "--moto-bin", str(args.moto_bin)]
     cmd += ["--step-delay", str(args.step_delay), "--timeout", str(args.timeout)]
-    cmd += ["--wraptile-bin", str(args.wraptile_bin)]
+    cmd += ["--wraptile-bin", str(args.wraptile_bin), "--stac-bin", str(args.stac_bin)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     log_path = workdir / SUPERVISOR_LOG
@@ -536,7 +623,13 @@ def _up(args: argparse.Namespace) -> int:
     if state.get("part2_url"):
         print(f"  Part 2 (deploy):     {state['part2_url']}")
     print(f"  S3 (moto):           {state['s3_endpoint']}  buckets: inputs, results")
-    print(f"  STAC items:          {state['stac_base_url']}/collections/{scenes.COLLECTION}/items/<id>")
+    pg = state["postgres"]
+    print(
+        f"  PostgreSQL:          127.0.0.1:{pg['port']} pgstac {pg['pgstac_version']}, data {pg['data_dir']}"
+    )
+    print(f"  STAC API:            {state['stac_api_url']}  (connection stac_api_default)")
+    print(f"  STAC items:          {state['stac_api_url']}/collections/{scenes.COLLECTION}/items/<id>")
+    print(f"                       {len(state['item_urls'])} items; the seed's two:")
     for url in state["scene_item_urls"]:
         print(f"                       {url}")
     print(f"  state:               {workdir / STATE_FILE}")
@@ -555,21 +648,32 @@ def _down(args: argparse.Namespace) -> int:
     supervisor = live.pop("supervisor", None)
     if supervisor is not None:
         os.kill(supervisor, signal.SIGTERM)  # it stops its servers, then exits
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 40
         while time.monotonic() < deadline and (
             _pid_alive(supervisor) or any(_pid_alive(p) for p in live.values())
         ):
             time.sleep(0.1)
-    # Servers left behind (e.g. the supervisor was killed): stop exactly the recorded PIDs.
-    for name, pid in _live_pids(state).items():
+    # Servers left behind (e.g. the supervisor was killed): stop exactly the recorded PIDs, the
+    # STAC API before PostgreSQL; PostgreSQL with a fast shutdown (pg_ctl stop -m fast: SIGINT).
+    left = _live_pids(state)
+    for name, pid in sorted(left.items(), key=lambda kv: kv[0] == "postgres"):
         print(f"stopping {name} (pid {pid})")
-        os.kill(pid, signal.SIGTERM)
+        if name == "postgres":
+            pg = state["postgres"]
+            stac_api.stop_postgres(Path(pg["data_dir"]), pid, Path(state["workdir"]) / stac_api.PG_LOG)
+        else:
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and _live_pids(state):
         time.sleep(0.1)
     for name, pid in _live_pids(state).items():
         print(f"killing {name} (pid {pid})")
         os.kill(pid, signal.SIGKILL)
+    pg = state.get("postgres", {})
+    if pg.get("remove_dir") and not _live_pids(state).get("postgres"):
+        if pg.get("server_log"):
+            stac_api.keep_server_log(Path(pg["server_log"]), workdir / stac_api.PG_LOG)
+        shutil.rmtree(pg["remove_dir"], ignore_errors=True)  # PostgreSQL's throwaway cluster
     for name in (STATE_FILE, ENV_FILE):
         (workdir / name).unlink(missing_ok=True)
     print(f"dev stack in {workdir} stopped")
@@ -595,6 +699,8 @@ def _status(args: argparse.Namespace) -> int:
     urls = {"moto": state["s3_endpoint"] + "/", "pygeoapi": state["ogc_url"] + "/processes/water-bodies"}
     if state.get("part2_url"):
         urls["part2"] = state["part2_url"] + "/conformance"
+    if state.get("stac_api_url"):
+        urls["stac"] = f"{state['stac_api_url']}/collections/{scenes.COLLECTION}"
     ok = True
     for name, pid in _recorded_pids(state).items():
         up = name in live
@@ -603,10 +709,33 @@ def _status(args: argparse.Namespace) -> int:
             answers = up and _answers(urls[name])
             line += f"  {urls[name]} {'answers' if answers else 'DOES NOT ANSWER'}"
             up = answers
+        elif name == "postgres":
+            ready = up and _pg_ready(state["postgres"]["port"])
+            line += (
+                f"  127.0.0.1:{state['postgres']['port']} {'accepts connections' if ready else 'NOT READY'}"
+            )
+            line += f" (pgstac {state['postgres']['pgstac_version']})"
+            up = ready
         ok &= up
         print(line)
+    if state.get("stac_api_url"):
+        count = len(state.get("item_urls", {}))
+        print(f"STAC API: {state['stac_api_url']} ({count} items in {scenes.COLLECTION})")
     print(f"env file: {state.get('env_file')}")
     return 0 if ok else 1
+
+
+def _pg_ready(port: int) -> bool:
+    try:
+        check = subprocess.run(
+            [str(stac_api.PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-t", "2"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return check.returncode == 0
 
 
 def _default_pygeoapi_bin() -> Path:
@@ -615,6 +744,10 @@ def _default_pygeoapi_bin() -> Path:
 
 def _default_wraptile_bin() -> Path:
     return Path(os.environ.get("OGC_TEST_WRAPTILE_BIN") or REPO / ".venv-wraptile" / "bin")
+
+
+def _default_stac_bin() -> Path:
+    return Path(os.environ.get("OGC_TEST_STAC_BIN") or REPO / ".venv-stac" / "bin")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -632,6 +765,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--pygeoapi-bin", type=Path, default=_default_pygeoapi_bin())
             p.add_argument("--moto-bin", type=Path, default=Path(sys.executable).parent)
             p.add_argument("--wraptile-bin", type=Path, default=_default_wraptile_bin())
+            p.add_argument("--stac-bin", type=Path, default=_default_stac_bin())
             p.add_argument("--step-delay", type=float, default=0.0, help="pause after each progress step (s)")
             p.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)

@@ -1,19 +1,27 @@
-"""Render the synthetic Landsat C2 L2 scenes and publish them to the stack's ``inputs`` bucket.
+"""Render the synthetic Landsat C2 L2 scenes, publish their COGs to S3, write their STAC Items.
 
-Deterministic (fixed seeds): the same bytes on every run. Per scene, two Cloud-Optimized GeoTIFFs
-(``green`` = SR_B3, ``nir08`` = SR_B5; uint16 DN with scale 2.75e-5 and offset -0.2 like Landsat
-Collection 2 Level-2 surface reflectance, nodata 0 outside the band's footprint) and a STAC Item
-shaped like the Planetary Computer's ``landsat-c2-l2`` items (``proj:*``, ``raster:bands``,
-``eo:bands``), whose asset hrefs are plain HTTP URLs into the bucket.
+Deterministic (fixed seeds): the same bytes on every run. Per scene (:data:`dev.scenes.SCENES`:
+three footprints, four dates each), two Cloud-Optimized GeoTIFFs (``green`` = SR_B3,
+``nir08`` = SR_B5; uint16 DN with scale 2.75e-5 and offset -0.2 like Landsat Collection 2 Level-2
+surface reflectance, nodata 0 outside the band's footprint), uploaded to the stack's ``inputs``
+bucket (readable anonymously over plain HTTP), and a STAC Item shaped like the Planetary
+Computer's ``landsat-c2-l2`` items (``datetime``, ``eo:cloud_cover``, ``proj:*``, ``raster:bands``,
+``eo:bands``) whose asset hrefs are those HTTP URLs. The items and their collection are written
+as files (``items.ndjson``, ``collection.json``) for :mod:`dev.stac_api` to load into pgstac;
+the STAC API serves them (and makes their links).
 
 Run by :mod:`dev.stack` with the pygeoapi virtualenv's interpreter (rasterio, numpy, boto3)::
 
     python -m dev.synth --endpoint http://127.0.0.1:PORT --out WORKDIR/inputs
+
+:func:`plan` lists the acquisitions (id, datetime, cloud cover, bbox, footprint) without
+rendering anything: what a search of the STAC API should find.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -85,13 +93,22 @@ def _water_mix(scene: sc.Scene) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return frac, water
 
 
+@functools.lru_cache(maxsize=8)
+def _grid_fields(
+    transform: tuple[float, ...], shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """What every acquisition of a footprint shares: pixel centres, land texture, lake mix."""
+    grid = sc.Scene("grid", "", 0, 0, transform[2], transform[5], shape[1], shape[0], (), 0)
+    x, y = truth._pixel_centres(transform, shape)
+    frac, water = _water_mix(grid)
+    return x, y, _land_texture(x, y), frac, water
+
+
 def render(item_id: str) -> dict[str, np.ndarray]:
     """The scene's bands as uint16 DN arrays (nodata 0), keyed by asset name."""
     scene = sc.scene(item_id)
     rng = np.random.default_rng(scene.seed)
-    x, y = truth._pixel_centres(scene.transform, scene.shape)
-    t = _land_texture(x, y)
-    frac, water = _water_mix(scene)
+    x, y, t, frac, water = _grid_fields(scene.transform, scene.shape)
     out = {}
     for band in sc.BANDS:
         land = scene.gain * ((1 - t) * VEGETATION[band] + t * SOIL[band])
@@ -146,20 +163,56 @@ def _lonlat(xs: list[float], ys: list[float]) -> list[list[float]]:
     return [[round(lon, 9), round(lat, 9)] for lon, lat in zip(lons, lats, strict=True)]
 
 
+def _footprint_lonlat(scene: sc.Scene) -> list[list[float]]:
+    """The valid-data footprint (green band) as a closed lon/lat ring."""
+    fx, fy = zip(*scene.footprint("green"), strict=True)
+    return _lonlat([*fx, fx[0]], [*fy, fy[0]])
+
+
+def _bbox(ring: list[list[float]]) -> list[float]:
+    lons = [p[0] for p in ring]
+    lats = [p[1] for p in ring]
+    return [min(lons), min(lats), max(lons), max(lats)]
+
+
+def plan() -> list[dict[str, Any]]:
+    """Every acquisition the STAC API serves: id, datetime, eo:cloud_cover, bbox and footprint ring.
+
+    In (path, row, datetime) order, as :data:`dev.scenes.SCENES`. Needs rasterio (lon/lat).
+    """
+    out = []
+    for item_id, scene in sc.SCENES.items():
+        ring = _footprint_lonlat(scene)
+        out.append(
+            {
+                "id": item_id,
+                "datetime": scene.datetime,
+                "eo:cloud_cover": scene.cloud_cover,
+                "wrs_path_row": f"{scene.wrs_path:03d}/{scene.wrs_row:03d}",
+                "bbox": _bbox(ring),
+                "footprint": ring,
+            }
+        )
+    return out
+
+
+def asset_href(s3_endpoint: str, item_id: str, band: str) -> str:
+    return f"{s3_endpoint.rstrip('/')}/{sc.INPUTS_BUCKET}/{sc.asset_key(item_id, band)}"
+
+
 def item_dict(item_id: str, s3_endpoint: str) -> dict[str, Any]:
-    """The input STAC Item (Planetary Computer style) with HTTP asset hrefs."""
+    """The input STAC Item (Planetary Computer style) with HTTP asset hrefs, as loaded into pgstac.
+
+    No links: the STAC API makes them (``self`` is its item URL).
+    """
     scene = sc.scene(item_id)
     minx, miny, maxx, maxy = scene.bounds
     # Footprint where both bands have data, as the geometry (like the real items' data footprint).
-    fx, fy = zip(*scene.footprint("green"), strict=True)
-    ring = _lonlat([*fx, fx[0]], [*fy, fy[0]])
-    lons = [p[0] for p in ring]
-    lats = [p[1] for p in ring]
-    base = s3_endpoint.rstrip("/")
+    ring = _footprint_lonlat(scene)
     assets: dict[str, Any] = {}
     for band, (suffix, eo_band) in sc.BANDS.items():
         assets[band] = {
-            "href": f"{base}/{sc.INPUTS_BUCKET}/{sc.asset_key(item_id, band)}",
+            "href": asset_href(s3_endpoint, item_id, band),
             "type": "image/tiff; application=geotiff; profile=cloud-optimized",
             "title": f"{eo_band['common_name']} band (surface reflectance, {suffix})",
             "roles": ["data", "reflectance"],
@@ -186,7 +239,7 @@ def item_dict(item_id: str, s3_endpoint: str) -> dict[str, Any]:
         "id": item_id,
         "collection": sc.COLLECTION,
         "geometry": {"type": "Polygon", "coordinates": [ring]},
-        "bbox": [min(lons), min(lats), max(lons), max(lats)],
+        "bbox": _bbox(ring),
         "properties": {
             "datetime": scene.datetime,
             "platform": scene.platform,
@@ -200,30 +253,106 @@ def item_dict(item_id: str, s3_endpoint: str) -> dict[str, Any]:
             "proj:transform": [*scene.transform, 0.0, 0.0, 1.0],
             "description": "Synthetic Landsat-8-like scene of the airflow-provider-ogc dev stack",
         },
-        "links": [
-            {"rel": "self", "href": sc.item_url(base, item_id), "type": "application/geo+json"},
-            {
-                "rel": "collection",
-                "href": f"{sc.stac_base_url(base)}/collections/{sc.COLLECTION}",
-                "type": "application/json",
-            },
-        ],
+        "links": [],
         "assets": assets,
     }
 
 
-def generate(out: Path, item_ids: list[str] | None = None) -> dict[str, dict[str, Path]]:
-    """Write every scene's COGs under `out`; return {item id: {band: path}}."""
+def collection_dict(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``landsat-c2-l2`` collection of the given items (extent from them)."""
+    boxes = [i["bbox"] for i in items]
+    datetimes = sorted(i["properties"]["datetime"] for i in items)
+    return {
+        "type": "Collection",
+        "stac_version": "1.0.0",
+        "stac_extensions": [],
+        "id": sc.COLLECTION,
+        "title": "Landsat Collection 2 Level-2 (synthetic)",
+        "description": (
+            "Synthetic Landsat-8-like Collection 2 Level-2 scenes of the airflow-provider-ogc dev "
+            "stack (dev/scenes.py), with the Planetary Computer's collection id, item ids and assets."
+        ),
+        "license": "proprietary",
+        "keywords": ["Landsat", "synthetic", "dev"],
+        "extent": {
+            "spatial": {
+                "bbox": [
+                    [
+                        min(b[0] for b in boxes),
+                        min(b[1] for b in boxes),
+                        max(b[2] for b in boxes),
+                        max(b[3] for b in boxes),
+                    ]
+                ]
+            },
+            "temporal": {"interval": [[datetimes[0], datetimes[-1]]]},
+        },
+        "summaries": {
+            "platform": sorted({i["properties"]["platform"] for i in items}),
+            "instruments": ["oli", "tirs"],
+            "eo:cloud_cover": {
+                "minimum": min(i["properties"]["eo:cloud_cover"] for i in items),
+                "maximum": max(i["properties"]["eo:cloud_cover"] for i in items),
+            },
+        },
+        "item_assets": {
+            band: {
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "roles": ["data", "reflectance"],
+                "eo:bands": [eo_band],
+            }
+            for band, (_, eo_band) in sc.BANDS.items()
+        },
+        "links": [],
+    }
+
+
+def write_stac(out: Path, s3_endpoint: str, item_ids: list[str]) -> dict[str, Any]:
+    """Write ``collection.json`` and ``items.ndjson`` (for pypgstac) under `out`; return their paths."""
+    items = [item_dict(i, s3_endpoint) for i in item_ids]
+    collection_path = out / "collection.json"
+    items_path = out / "items.ndjson"
+    collection_path.write_text(json.dumps(collection_dict(items), indent=2) + "\n")
+    items_path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    return {"collection": str(collection_path), "items": str(items_path), "ids": item_ids}
+
+
+def cache_key() -> str:
+    """What the COGs' bytes depend on: this generator's, the world's and the truth's code, GDAL, numpy."""
+    import hashlib
+
+    import rasterio
+
+    digest = hashlib.sha256()
+    for module in (sc, truth, sys.modules[__name__]):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    digest.update(f"{rasterio.__gdal_version__} {rasterio.__version__} {np.__version__}".encode())
+    return digest.hexdigest()[:16]
+
+
+def generate(
+    out: Path, item_ids: list[str] | None = None, cache: Path | None = None
+) -> dict[str, dict[str, Path]]:
+    """Write every scene's COGs under `out`; return {item id: {band: path}}.
+
+    With `cache`, the COGs live in ``cache/{cache_key()}/`` instead and are rendered only when
+    missing there (rendering is deterministic, so a cached file is the file a fresh run writes).
+    """
     out.mkdir(parents=True, exist_ok=True)
+    folder = out if cache is None else cache / cache_key()
+    folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, dict[str, Path]] = {}
     for item_id in item_ids or list(sc.SCENES):
         scene = sc.scene(item_id)
-        bands = render(item_id)
-        written[item_id] = {}
-        for band, data in bands.items():
-            path = out / Path(sc.asset_key(item_id, band)).name
-            write_cog(path, data, scene, band)
-            written[item_id][band] = path
+        paths = {band: folder / Path(sc.asset_key(item_id, band)).name for band in sc.BANDS}
+        written[item_id] = paths
+        if cache is not None and all(path.exists() for path in paths.values()):
+            continue
+        for band, data in render(item_id).items():
+            # Another stack may be filling the same cache: write aside, then rename (atomic).
+            tmp = paths[band].with_name(f".{paths[band].name}.{os.getpid()}.tmp")
+            write_cog(tmp, data, scene, band)
+            tmp.replace(paths[band])
     return written
 
 
@@ -239,12 +368,11 @@ def s3_client(endpoint: str) -> Any:
     )
 
 
-def publish(endpoint: str, files: dict[str, dict[str, Path]]) -> dict[str, str]:
-    """Create the buckets, upload COGs and items (readable anonymously); return {id: item URL}."""
+def publish(endpoint: str, files: dict[str, dict[str, Path]]) -> None:
+    """Create the buckets and upload the COGs (readable anonymously)."""
     s3 = s3_client(endpoint)
     for bucket in (sc.INPUTS_BUCKET, sc.RESULTS_BUCKET):
         s3.create_bucket(Bucket=bucket)
-    urls = {}
     for item_id, bands in files.items():
         for band, path in bands.items():
             s3.put_object(
@@ -254,31 +382,25 @@ def publish(endpoint: str, files: dict[str, dict[str, Path]]) -> dict[str, str]:
                 ContentType="image/tiff; application=geotiff; profile=cloud-optimized",
                 ACL="public-read",
             )
-        s3.put_object(
-            Bucket=sc.INPUTS_BUCKET,
-            Key=sc.item_key(item_id),
-            Body=json.dumps(item_dict(item_id, endpoint), indent=2).encode(),
-            ContentType="application/geo+json",
-            ACL="public-read",
-        )
-        urls[item_id] = sc.item_url(endpoint, item_id)
-    return urls
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.synth", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="directory for the COGs")
-    parser.add_argument("--endpoint", help="S3 endpoint to publish to (moto); omit to only write files")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the COGs and STAC files")
+    parser.add_argument("--endpoint", help="S3 endpoint to publish to (moto); omit to only write the COGs")
     parser.add_argument("--scene", action="append", dest="scenes", help="scene id (default: all)")
+    parser.add_argument("--cache", type=Path, help="keep the COGs here and reuse them (see generate)")
     args = parser.parse_args(argv)
     t0 = time.monotonic()
-    files = generate(args.out, args.scenes)
+    files = generate(args.out, args.scenes, args.cache)
     t1 = time.monotonic()
-    print(f"rendered {len(files)} scene(s) in {t1 - t0:.2f}s", file=sys.stderr)
+    where = f" (cache {args.cache / cache_key()})" if args.cache else ""
+    print(f"rendered or found {len(files)} scene(s) in {t1 - t0:.2f}s{where}", file=sys.stderr)
     if args.endpoint:
-        urls = publish(args.endpoint, files)
+        publish(args.endpoint, files)
+        stac = write_stac(args.out, args.endpoint, list(files))
         print(f"published to {args.endpoint} in {time.monotonic() - t1:.2f}s", file=sys.stderr)
-        print(json.dumps(urls))
+        print(json.dumps(stac))
     return 0
 
 

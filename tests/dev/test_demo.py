@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_demo_runs_green_and_reports_iou(pygeoapi_bin: Path, tmp_path: Path) -> None:
+def test_demo_runs_green_and_reports_iou(pygeoapi_bin: Path, stac_bin: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -20,6 +20,8 @@ def test_demo_runs_green_and_reports_iou(pygeoapi_bin: Path, tmp_path: Path) -> 
             str(tmp_path),
             "--pygeoapi-bin",
             str(pygeoapi_bin),
+            "--stac-bin",
+            str(stac_bin),
             "--step-delay",
             "0",
         ],

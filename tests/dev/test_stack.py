@@ -1,4 +1,4 @@
-"""The dev stack end to end: water-bodies on two synthetic scenes through the provider's hook."""
+"""The dev stack end to end: water-bodies on two synthetic scenes (STAC API items) through the provider's hook."""
 
 from __future__ import annotations
 
@@ -85,14 +85,22 @@ def test_the_process_is_described_with_the_seeds_inputs(hook: Any) -> None:
     assert "async-execute" in description["jobControlOptions"]
 
 
-def test_inputs_are_served_over_http_as_stac_items(dev_stack: Any) -> None:
+def test_inputs_are_stac_api_items_with_cogs_over_http(dev_stack: Any) -> None:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    assert set(dev_stack.item_urls) == set(scenes.SCENES)
     for item_id, url in dev_stack.item_urls.items():
+        # The seed's URL shape: {STAC API}/collections/landsat-c2-l2/items/{id}
+        assert url == f"{dev_stack.stac_api_url}/collections/landsat-c2-l2/items/{item_id}"
         with opener.open(url, timeout=5) as reply:
             item = json.load(reply)
-        assert item["id"] == item_id and item["properties"]["proj:epsg"] == 32610
-        assert item["properties"]["proj:transform"][:6] == list(scenes.scene(item_id).transform)
-        for band in ("green", "nir08"):
+        assert item["id"] == item_id and item["collection"] == "landsat-c2-l2"
+        assert {link["rel"]: link["href"] for link in item["links"]}["self"] == url
+        props = item["properties"]
+        sc = scenes.scene(item_id)
+        assert props["datetime"] == sc.datetime and props["eo:cloud_cover"] == sc.cloud_cover
+        assert props["proj:epsg"] == 32610 and props["proj:transform"][:6] == list(sc.transform)
+        # Read a COG only for the seed's scenes (the others are the same grids; it keeps the test short).
+        for band in ("green", "nir08") if item_id in SEED_IDS else ():
             href = item["assets"][band]["href"]
             assert href.startswith(dev_stack.s3_endpoint + "/inputs/")
             with rasterio.open(href) as src:  # a COG read over plain HTTP, as the process does
@@ -229,9 +237,9 @@ def test_bad_requests_fail_the_job_with_a_message(
     assert final.status is JobStatus.FAILED and message in (final.message or ""), final
 
 
-def test_cli_up_status_down(tmp_path: Path, pygeoapi_bin: Path, moto_bin: Path) -> None:
+def test_cli_up_status_down(tmp_path: Path, pygeoapi_bin: Path, moto_bin: Path, stac_bin: Path) -> None:
     workdir = tmp_path / "stack"
-    bins = ["--pygeoapi-bin", str(pygeoapi_bin), "--moto-bin", str(moto_bin)]
+    bins = ["--pygeoapi-bin", str(pygeoapi_bin), "--moto-bin", str(moto_bin), "--stac-bin", str(stac_bin)]
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -248,7 +256,14 @@ def test_cli_up_status_down(tmp_path: Path, pygeoapi_bin: Path, moto_bin: Path) 
         assert up.returncode == 0, up.stderr + up.stdout
         state = json.loads((workdir / "stack.json").read_text())
         pids += [state["supervisor_pid"], *state["pids"].values()]
-        assert set(state["pids"]) == {"moto", "pygeoapi", "part2"}
+        assert set(state["pids"]) == {"moto", "pygeoapi", "part2", "postgres", "stac"}
+        pg_dir = Path(state["postgres"]["remove_dir"])
+        assert (Path(state["postgres"]["data_dir"]) / "PG_VERSION").read_text().strip() == "15"
+        stac_conn = json.loads(state["airflow_env"]["AIRFLOW_CONN_STAC_API_DEFAULT"])
+        assert stac_conn == {"conn_type": "stac_api", "host": state["stac_api_url"]}
+        assert state["scene_item_urls"][0].startswith(
+            state["stac_api_url"] + "/collections/landsat-c2-l2/items/"
+        )
         part2 = json.loads(state["airflow_env"]["AIRFLOW_CONN_OGC_PART2"])
         assert part2 == {"conn_type": "ogc_processes", "host": state["part2_url"]}
         conn = json.loads(state["airflow_env"]["AIRFLOW_CONN_OGC_PROCESSES_DEFAULT"])
@@ -263,7 +278,22 @@ def test_cli_up_status_down(tmp_path: Path, pygeoapi_bin: Path, moto_bin: Path) 
             check=True,
         ).stdout
         assert json.loads(env_out) == aws
-        assert cli("status").returncode == 0
+        env_out = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f'source {workdir / "env"} && echo "$OGC_DEV_STAC_API_URL $AIRFLOW_CONN_STAC_API_DEFAULT"',
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        url, conn = env_out.split(" ", 1)
+        assert url == state["stac_api_url"] and json.loads(conn) == stac_conn
+        status = cli("status")
+        assert status.returncode == 0, status.stdout
+        assert "accepts connections (pgstac 0.10.0)" in status.stdout
+        assert f"{state['stac_api_url']}/collections/landsat-c2-l2 answers" in status.stdout
         second = cli("up", *bins)
         assert second.returncode == 1 and "already up" in second.stderr
     finally:
@@ -272,6 +302,8 @@ def test_cli_up_status_down(tmp_path: Path, pygeoapi_bin: Path, moto_bin: Path) 
     for pid in pids:
         assert not _alive(pid), f"pid {pid} still running after down"
     assert not (workdir / "stack.json").exists()
+    assert not pg_dir.exists()  # the throwaway cluster is gone
+    assert "database system is shut down" in (workdir / "postgres.log").read_text()  # a clean shutdown
     assert cli("status").returncode == 3
 
 

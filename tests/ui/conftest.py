@@ -156,8 +156,14 @@ def water_stack(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     pygeoapi_bin = Path(os.environ.get("OGC_TEST_PYGEOAPI_BIN") or REPO / ".venv-pygeoapi" / "bin")
     if not pygeoapi_bin.is_dir():
         unavailable(f"pygeoapi is not installed ({pygeoapi_bin} missing); run the README's test command")
+    from dev import stac_api
     from dev.stack import start_stack
 
+    problem = stac_api.missing_requirements(
+        Path(os.environ.get("OGC_TEST_STAC_BIN") or REPO / ".venv-stac" / "bin")
+    )
+    if problem:
+        unavailable(problem)
     stack = start_stack(
         tmp_path_factory.mktemp("water-stack"),
         pygeoapi_bin=pygeoapi_bin,
