@@ -256,7 +256,7 @@ class OGCProcessesHook(BaseHook):
 
     def _retry_kwargs(self, idempotent: bool) -> dict[str, Any]:
         settings = self._settings or self.settings
-        backoff = wait_exponential_jitter(multiplier=settings.retry_wait_min, max=settings.retry_wait_max)
+        backoff = wait_exponential_jitter(initial=settings.retry_wait_min, max=settings.retry_wait_max)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
