@@ -24,7 +24,6 @@ UV := .venv-uv/bin/uv
 # Airflow 3.1.0 was uploaded on 2025-09-25 at 20:31 UTC: the floor venv sees the index as it was at
 # the end of that day, so what Airflow 3.1.0 does not pin resolves as it did for its first users.
 AIRFLOW_FLOOR_DATE ?= 2025-09-26T00:00:00Z
-UV_FLOOR_INSTALL := $(UV) pip install --quiet --python $(VENV_FLOOR)/bin/python --exclude-newer $(AIRFLOW_FLOOR_DATE)
 # Direct dependencies that test-floor shows without requiring them at their declared floor:
 # tenacity is leaving the provider (its declared 8.2 is below Airflow 3.1.0's own tenacity>=8.3.0).
 FLOOR_UNCHECKED ?= tenacity
@@ -63,15 +62,16 @@ $(VENV)/.stamp: pyproject.toml Makefile dev/requirements-demo.txt
 
 # The oldest versions we declare, built afresh: first Airflow $(AIRFLOW_FLOOR) and our direct runtime
 # dependencies at the lowest versions pyproject allows (lowest-direct), everything they pull in as of
-# AIRFLOW_FLOOR_DATE; then the test tools and demo extras, as of the same date, moving nothing the
-# first step installed.
+# AIRFLOW_FLOOR_DATE (deterministic); then the test tools and demo extras, resolved like the main
+# venv's (newest), moving nothing the first step installed.
 $(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt dev/requirements-demo.txt .venv-uv/.stamp
 	rm -rf $(VENV_FLOOR)
 	$(PYTHON) -m venv $(VENV_FLOOR)
-	$(UV_FLOOR_INSTALL) --resolution lowest-direct -c .ci/constraints-airflow-floor.txt \
-		-e . "apache-airflow==$(AIRFLOW_FLOOR)"
+	$(UV) pip install --quiet --python $(VENV_FLOOR)/bin/python --exclude-newer $(AIRFLOW_FLOOR_DATE) \
+		--resolution lowest-direct -c .ci/constraints-airflow-floor.txt -e . "apache-airflow==$(AIRFLOW_FLOOR)"
 	$(UV) pip freeze --quiet --python $(VENV_FLOOR)/bin/python --exclude-editable > $(VENV_FLOOR)/runtime-pins.txt
-	$(UV_FLOOR_INSTALL) -c $(VENV_FLOOR)/runtime-pins.txt -e ".[test]" -r dev/requirements-demo.txt
+	$(UV) pip install --quiet --python $(VENV_FLOOR)/bin/python -c $(VENV_FLOOR)/runtime-pins.txt \
+		-e ".[test]" -r dev/requirements-demo.txt
 	touch $@
 
 .venv-pygeoapi/.stamp: Makefile dev/requirements-pygeoapi.txt
