@@ -31,6 +31,15 @@ PYTEST_ARGS ?=
 
 VENV := .venv
 VENV_FLOOR := .venv-airflow-floor
+# uv builds the floor venv: pip can neither pick the lowest allowed versions nor ignore releases
+# newer than a date. It lives in its own venv (pinned, from the package index like everything else).
+UV_VERSION ?= 0.13.9
+UV := .venv-uv/bin/uv
+# Airflow 3.1.0 was uploaded on 2025-09-25 at 20:31 UTC: the floor venv sees the index as it was at
+# the end of that day, so what Airflow 3.1.0 does not pin resolves as it did for its first users.
+AIRFLOW_FLOOR_DATE ?= 2025-09-26T00:00:00Z
+# Direct dependencies that test-floor shows without requiring them at their declared floor (none today).
+FLOOR_UNCHECKED ?=
 ARTIFACTS := .artifacts
 
 export OGC_TEST_PYGEOAPI_BIN := $(CURDIR)/.venv-pygeoapi/bin
@@ -62,11 +71,24 @@ $(VENV)/.stamp: pyproject.toml Makefile dev/requirements-demo.txt
 		-r dev/requirements-demo.txt $(QUIET_PIP)
 	touch $@
 
-$(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt dev/requirements-demo.txt
+.venv-uv/.stamp: Makefile
+	$(PYTHON) -m venv .venv-uv
+	.venv-uv/bin/pip install $(PIP_FLAGS) "uv==$(UV_VERSION)" $(QUIET_PIP)
+	touch $@
+
+# The oldest versions we declare, built afresh: first Airflow $(AIRFLOW_FLOOR) and our direct runtime
+# dependencies at the lowest versions pyproject allows (lowest-direct), everything they pull in as of
+# AIRFLOW_FLOOR_DATE (deterministic); then the test tools and demo extras, resolved like the main
+# venv's (newest), moving nothing the first step installed.
+$(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt dev/requirements-demo.txt .venv-uv/.stamp
+	rm -rf $(VENV_FLOOR)
 	$(PYTHON) -m venv $(VENV_FLOOR)
-	$(VENV_FLOOR)/bin/pip install $(PIP_FLAGS) -c .ci/constraints-airflow-floor.txt -e ".[test]" \
-		"apache-airflow==$(AIRFLOW_FLOOR)" "apache-airflow-providers-celery==$(CELERY_PROVIDER_FLOOR)" \
-		"psycopg2-binary==$(PSYCOPG2_VERSION)" "asyncpg==$(ASYNCPG_VERSION)" "celery[redis]==$(CELERY_VERSION)" -r dev/requirements-demo.txt $(QUIET_PIP)
+	$(UV) pip install --quiet --python $(VENV_FLOOR)/bin/python --exclude-newer $(AIRFLOW_FLOOR_DATE) \
+		--resolution lowest-direct -c .ci/constraints-airflow-floor.txt -e . "apache-airflow==$(AIRFLOW_FLOOR)"
+	$(UV) pip freeze --quiet --python $(VENV_FLOOR)/bin/python --exclude-editable > $(VENV_FLOOR)/runtime-pins.txt
+	$(UV) pip install --quiet --python $(VENV_FLOOR)/bin/python -c $(VENV_FLOOR)/runtime-pins.txt \
+		-e ".[test]" -r dev/requirements-demo.txt "apache-airflow-providers-celery==$(CELERY_PROVIDER_FLOOR)" \
+		"psycopg2-binary==$(PSYCOPG2_VERSION)" "asyncpg==$(ASYNCPG_VERSION)" "celery[redis]==$(CELERY_VERSION)"
 	touch $@
 
 .venv-pygeoapi/.stamp: Makefile dev/requirements-pygeoapi.txt
@@ -125,7 +147,7 @@ test-main: $(VENV)/.stamp servers system-packages
 
 test-floor: $(VENV_FLOOR)/.stamp servers system-packages
 	rm -rf $(ARTIFACTS)/airflow-home-floor && mkdir -p $(ARTIFACTS)/airflow-home-floor
-	$(VENV_FLOOR)/bin/python -c 'import airflow; print("Airflow floor:", airflow.__version__)'
+	$(VENV_FLOOR)/bin/python .ci/floor_versions.py $(FLOOR_UNCHECKED)
 	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home-floor $(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS)
 
 # The local water-bodies stack (moto S3, synthetic Landsat scenes, PostgreSQL + pgstac + stac-fastapi,
@@ -141,4 +163,4 @@ stack-status:
 
 clean:
 	-[ -x $(VENV)/bin/python ] && $(VENV)/bin/python -m dev.stack down --workdir $(STACK_DIR)
-	rm -rf $(VENV) $(VENV_FLOOR) .venv-pygeoapi .venv-wraptile .venv-stac $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_FLOOR) .venv-uv .venv-pygeoapi .venv-wraptile .venv-stac $(ARTIFACTS) .pytest_cache .mypy_cache .ruff_cache

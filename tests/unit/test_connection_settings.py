@@ -50,7 +50,7 @@ def test_defaults_are_safe() -> None:
         ({"login": "u", "password": "p"}, "Authorization", "Basic " + base64.b64encode(b"u:p").decode()),
         ({"password": "tok"}, "Authorization", "Bearer tok"),
         ({"password": "k", "extra": {"auth_type": "api_key"}}, "X-API-Key", "k"),
-        ({"password": "k", "extra": {"auth_type": "api_key", "api_key_header": "apikey"}}, "apikey", "k"),
+        ({"password": "k", "extra": {"auth_type": "api_key", "api_key_header": "X-Key"}}, "X-Key", "k"),
         ({"login": "u", "password": "tok", "extra": {"auth_type": "bearer"}}, "Authorization", "Bearer tok"),
     ],
 )
