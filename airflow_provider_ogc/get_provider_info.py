@@ -29,6 +29,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_ogc.operators.ogc_processes",
                     "airflow_provider_ogc.operators.application_packages",
+                    "airflow_provider_ogc.operators.stac",
                 ],
             }
         ],
@@ -41,7 +42,10 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_ogc.hooks.ogc_processes"],
+                "python-modules": [
+                    "airflow_provider_ogc.hooks.ogc_processes",
+                    "airflow_provider_ogc.hooks.stac_api",
+                ],
             }
         ],
         "triggers": [
@@ -123,6 +127,19 @@ def get_provider_info() -> dict[str, Any]:
                         "extra": '{"auth_type": "bearer", "verify": true, "timeout": 30}',
                     },
                 },
-            }
+            },
+            {
+                "connection-type": "stac_api",
+                "hook-class-name": "airflow_provider_ogc.hooks.stac_api.StacApiHook",
+                "hook-name": "STAC API",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema"],
+                    "relabeling": {"host": "STAC API root URL", "password": "Password / token / API key"},
+                    "placeholders": {
+                        "host": "https://planetarycomputer.microsoft.com/api/stac/v1",
+                        "extra": '{"auth_type": "none", "verify": true, "timeout": 30}',
+                    },
+                },
+            },
         ],
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow_provider_ogc.exceptions import StacResultsError
 
-__all__ = ["StacResults", "extract_stac"]
+__all__ = ["StacResults", "extract_stac", "item_href", "item_summary"]
 
 JsonReader = Callable[[str], Any]
 MAX_CATALOG_DOCUMENTS = 10_000
@@ -256,3 +256,30 @@ def _join(base: str, href: str, urljoin: Callable[[str, str], str]) -> str:
         bucket_path = base[len("s3://") :]
         return "s3://" + urljoin("/" + bucket_path, href).lstrip("/")
     return urljoin(base, href)
+
+
+def item_href(item: dict[str, Any], api_root: str) -> str:
+    """
+    Where a STAC API item can be read: its ``self`` link, else the API's canonical item URL.
+
+    :param item: the item as returned by ``/search``.
+    :param api_root: the API's root URL, without a trailing slash.
+    """
+    for link in _links(item):
+        if link.get("rel") == "self" and isinstance(link.get("href"), str):
+            return str(link["href"])
+    if not item.get("collection") or not item.get("id"):
+        raise StacResultsError(f"STAC item {item.get('id')!r} has neither a 'self' link nor a collection")
+    return f"{api_root}/collections/{item['collection']}/items/{item['id']}"
+
+
+def item_summary(item: dict[str, Any]) -> dict[str, Any]:
+    """What a downstream task or a log wants to know of an item without reading it."""
+    properties = item.get("properties") or {}
+    return {
+        "id": item.get("id"),
+        "collection": item.get("collection"),
+        "datetime": properties.get("datetime"),
+        "bbox": item.get("bbox"),
+        "eo:cloud_cover": properties.get("eo:cloud_cover"),
+    }

@@ -9,11 +9,13 @@ from airflow_provider_ogc.operators.application_packages import (
     UndeployProcessOperator,
 )
 from airflow_provider_ogc.operators.ogc_processes import ExecuteProcessOperator
+from airflow_provider_ogc.operators.stac import StacSearchOperator
 
 __all__ = [
     "DeployProcessOperator",
     "ExecuteProcessOperator",
     "GetProcessPackageOperator",
     "ReplaceProcessOperator",
+    "StacSearchOperator",
     "UndeployProcessOperator",
 ]

@@ -31,6 +31,8 @@ def test_providers_list_and_hooks_show_the_provider() -> None:
     assert hooks.returncode == 0, hooks.stderr
     ogc = [h for h in json.loads(hooks.stdout) if h.get("connection_type") == "ogc_processes"]
     assert ogc and ogc[0]["class"] == "airflow_provider_ogc.hooks.ogc_processes.OGCProcessesHook"
+    stac = [h for h in json.loads(hooks.stdout) if h.get("connection_type") == "stac_api"]
+    assert stac and stac[0]["class"] == "airflow_provider_ogc.hooks.stac_api.StacApiHook"
 
 
 def test_connection_form_fields_are_declared() -> None:
