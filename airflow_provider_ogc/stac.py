@@ -28,11 +28,14 @@ class StacResults:
     :param item_hrefs: each item's ``self`` href, in the order the server gave them.
     :param asset_hrefs: item id to {asset key: asset href}.
     :param outputs: the ids of the outputs the items came from.
+    :param items: per item: ``item_id``, ``href``, ``collection``, ``datetime``, ``bbox`` and
+        ``data_assets`` (the hrefs of its assets with the ``data`` role, or of all when none has it).
     """
 
     item_hrefs: list[str]
     asset_hrefs: dict[str, dict[str, str]] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self, limit: int = 5) -> str:
         """A few lines for the task log."""
@@ -88,6 +91,7 @@ def _reduce(raw_items: list[dict[str, Any]], outputs: list[str]) -> StacResults:
 
     hrefs: list[str] = []
     assets: dict[str, dict[str, str]] = {}
+    items: list[dict[str, Any]] = []
     for raw in raw_items:
         try:
             item = pystac.Item.from_dict(raw, preserve_dict=True, migrate=False)
@@ -101,7 +105,18 @@ def _reduce(raw_items: list[dict[str, Any]], outputs: list[str]) -> StacResults:
             )
         hrefs.append(self_href)
         assets[item.id] = {key: asset.get_absolute_href() or asset.href for key, asset in item.assets.items()}
-    return StacResults(item_hrefs=hrefs, asset_hrefs=assets, outputs=outputs)
+        data = [key for key, asset in item.assets.items() if "data" in (asset.roles or [])]
+        items.append(
+            {
+                "item_id": item.id,
+                "href": self_href,
+                "collection": item.collection_id,
+                "datetime": raw.get("properties", {}).get("datetime"),
+                "bbox": item.bbox,
+                "data_assets": {key: assets[item.id][key] for key in data or assets[item.id]},
+            }
+        )
+    return StacResults(item_hrefs=hrefs, asset_hrefs=assets, outputs=outputs, items=items)
 
 
 def _unwrap(value: Any) -> Any:

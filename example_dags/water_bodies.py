@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, AssetAlias, Param, task
 
 from airflow_provider_ogc.operators import ExecuteProcessOperator
 
@@ -57,6 +57,8 @@ with DAG(
         },
         stac_output="stac_catalog",
         timeout=timedelta(hours=2),
+        # One asset event per water mask: water_bodies_report (another team's DAG) runs on them.
+        outlets=[AssetAlias("water-bodies-results")],
     )
 
     @task(map_index_template="{{ item_id }}")

@@ -295,6 +295,7 @@ class ExecuteProcessOperator(BaseOperator):
         if stac is not None:
             context["ti"].xcom_push(key=XCOM_ASSET_HREFS, value=stac.asset_hrefs)
             self.log.info(stac.summary())
+            self._emit_asset_events(context, stac.items)
             return stac.item_hrefs
         size = len(json.dumps(results, default=str))
         if size > self.max_result_bytes:
@@ -305,6 +306,38 @@ class ExecuteProcessOperator(BaseOperator):
             )
         self.log.info("Results (%d bytes) hold no STAC items; returning them as they are", size)
         return results
+
+    def _emit_asset_events(self, context: Context, items: list[dict[str, Any]]) -> None:
+        """
+        Results as Airflow Assets: an event per result item on each ``AssetAlias`` outlet (the
+        asset's URI is the item's href), and the items in the ``extra`` of each ``Asset`` outlet's
+        event. Each item's ``extra``: its id, href, collection, datetime, bbox and data asset hrefs,
+        and the job's ``job_id``, ``process_id`` and ``server`` (on Airflow 3.1, through an alias,
+        the bbox and the asset hrefs are JSON text: 3.1 needs hashable extras there).
+        """
+        if not self.outlets:
+            return
+        import json
+
+        from airflow.sdk import Asset, AssetAlias
+
+        from airflow_provider_ogc._compat import FLAT_ALIAS_EXTRAS
+
+        job = {"job_id": self._job_id, "process_id": self.process_id, "server": self.hook.base_url}
+        extras: list[Any] = [{**item, **job} for item in items]
+        events = context["outlet_events"]
+        for outlet in self.outlets:
+            if isinstance(outlet, AssetAlias):
+                for extra in extras:
+                    if FLAT_ALIAS_EXTRAS:
+                        extra = {
+                            k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in extra.items()
+                        }
+                    events[outlet].add(Asset(uri=extra["href"]), extra=extra)
+                self.log.info("%d asset event(s) through alias %s", len(extras), outlet.name)
+            elif isinstance(outlet, Asset):
+                summary: Any = {"items": extras, **job}
+                events[outlet].extra = summary
 
     def _read_json(self, href: str) -> Any:
         """Read a linked STAC document: s3:// with boto3, http(s) with the hook (credentials per origin)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, BaseOperator, Param, task
+from airflow.sdk import DAG, AssetAlias, BaseOperator, Param, task
 
 PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1/collections/landsat-c2-l2/items"
 
@@ -66,6 +66,7 @@ with DAG(
         },
         stac_output="stac_catalog",
         timeout=timedelta(hours=2),
+        outlets=[AssetAlias("water-bodies-results")],
     )
 
     @task(map_index_template="{{ item_id }}")

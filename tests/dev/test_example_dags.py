@@ -47,7 +47,12 @@ def test_example_dags_parse_without_errors_or_network() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     parsed = json.loads(out.stdout.strip().splitlines()[-1])
     assert parsed["errors"] == {}
-    assert parsed["dags"] == ["deploy_water_bodies", "water_bodies", "water_bodies_by_aoi"]
+    assert parsed["dags"] == [
+        "deploy_water_bodies",
+        "water_bodies",
+        "water_bodies_by_aoi",
+        "water_bodies_report",
+    ]
 
 
 @pytest.fixture

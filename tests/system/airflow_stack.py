@@ -987,8 +987,7 @@ class AirflowStack:
         parse_timeout: float = 60.0,
     ) -> str:
         """Wait for the DAG to be parsed, unpause it, create a run; returns its run_id."""
-        self.wait_for_dag(dag_id, parse_timeout)
-        self.api("PATCH", f"/dags/{_q(dag_id)}", {"is_paused": False})
+        self.unpause(dag_id, parse_timeout)
         if isinstance(logical_date, datetime):
             if logical_date.tzinfo is None:
                 logical_date = logical_date.replace(tzinfo=timezone.utc)
@@ -998,6 +997,16 @@ class AirflowStack:
         )
         run_id: str = run["dag_run_id"]
         return run_id
+
+    def unpause(self, dag_id: str, parse_timeout: float = 60.0) -> None:
+        """Wait for the DAG to be parsed, then unpause it (so its schedule, e.g. on assets, applies)."""
+        self.wait_for_dag(dag_id, parse_timeout)
+        self.api("PATCH", f"/dags/{_q(dag_id)}", {"is_paused": False})
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's runs (``dag_run_id``, ``state``, ``run_type``, ...), oldest first."""
+        runs: list[dict[str, Any]] = self.api("GET", f"/dags/{_q(dag_id)}/dagRuns", order_by="id")["dag_runs"]
+        return runs
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         state: str = self.api("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")["state"]

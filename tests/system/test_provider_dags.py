@@ -48,6 +48,7 @@ def explain(stack: AirflowStack, dag_id: str, run_id: str) -> str:
 def test_deferrable_job_hands_stac_hrefs_to_the_downstream_task(
     stack: AirflowStack, pygeoapi_server: RunningServer
 ) -> None:
+    stack.unpause("ogc_results_report")
     run_id = stack.trigger_dag("ogc_submit_consume")
     assert stack.wait_for_run("ogc_submit_consume", run_id, timeout=180) == "success", explain(
         stack, "ogc_submit_consume", run_id
@@ -63,6 +64,26 @@ def test_deferrable_job_hands_stac_hrefs_to_the_downstream_task(
     assert stack.xcom("ogc_submit_consume", run_id, "submit", key="job_url") == job_url
     hrefs = stack.xcom("ogc_submit_consume", run_id, "submit")
     assert len(hrefs) == 2 and all(h.startswith("s3://results/") for h in hrefs)
+    # The results as assets: an event per item, and the DAG scheduled on them ran with their extras.
+    reports = stack.wait_until(
+        "the results DAG to run on the asset events",
+        120,
+        lambda: [r for r in stack.dag_runs("ogc_results_report") if r["state"] == "success"] or None,
+    )
+    extras = stack.xcom("ogc_results_report", reports[0]["dag_run_id"], "report")
+    assert [e["item_id"] for e in extras] == sorted(consumed["ids"])
+    for extra in extras:
+        if isinstance(extra["bbox"], str):  # Airflow 3.1: lists and objects of alias events as JSON text
+            extra = {
+                **extra,
+                "bbox": json.loads(extra["bbox"]),
+                "data_assets": json.loads(extra["data_assets"]),
+            }
+        assert extra["href"] in hrefs and extra["job_id"] == job_id and extra["process_id"] == "water-stac"
+        assert extra["server"] == pygeoapi_server.url and len(extra["bbox"]) == 4 and extra["datetime"]
+        assert extra["data_assets"] and all(
+            h.startswith("s3://results/") for h in extra["data_assets"].values()
+        )
     # The extra links the UI shows are resolved on the worker into these XComs.
     assert stack.xcom("ogc_submit_consume", run_id, "submit", key="_link_OGCJobLink") == job_url
     assert (

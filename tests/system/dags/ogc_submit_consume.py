@@ -1,15 +1,17 @@
-"""System-test DAGs: a deferrable water-stac job whose STAC hrefs feed a downstream task, and a sensor."""
+"""System-test DAGs: a deferrable water-stac job whose STAC hrefs feed a downstream task and, as
+asset events, a DAG scheduled on them; a sensor."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, AssetAlias, task
 
 from airflow_provider_ogc.operators import ExecuteProcessOperator
 from airflow_provider_ogc.sensors import JobStatusSensor
 
 SCENES = ["LC08_L2SP_044032_20231208_02_T1", "LC08_L2SP_043033_20231201_02_T1"]
+RESULTS = AssetAlias("ogc-test-results")
 
 with DAG("ogc_submit_consume", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     submit = ExecuteProcessOperator(
@@ -19,6 +21,7 @@ with DAG("ogc_submit_consume", schedule=None, start_date=datetime(2026, 1, 1), c
         poll_interval=0.5,
         max_poll_interval=2,
         params={"bucket": "results"},
+        outlets=[RESULTS],  # one asset event per result item
     )
 
     @task
@@ -30,6 +33,19 @@ with DAG("ogc_submit_consume", schedule=None, start_date=datetime(2026, 1, 1), c
         }
 
     consume(submit.output)
+
+
+with DAG("ogc_results_report", schedule=[RESULTS], start_date=datetime(2026, 1, 1), catchup=False):
+
+    @task
+    def report(**context: object) -> list[dict[str, object]]:
+        # What a downstream team's DAG gets: the items' extras, without reading the producer's XCom.
+        from airflow_provider_ogc.assets import result_items
+
+        items = result_items(context["triggering_asset_events"][RESULTS])  # type: ignore[index]
+        return sorted(items, key=lambda item: str(item["item_id"]))
+
+    report()
 
 
 with DAG("ogc_sleep_then_sense", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
