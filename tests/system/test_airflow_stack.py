@@ -132,7 +132,16 @@ def test_xcom_and_deferred_runs_succeed(stack: AirflowStack) -> None:
 
     assert stack.task_states("stack_defer", defer_run) == {"wait": "success"}
     # The triggerer wrote the trigger's log beside the task log, and the REST log endpoint merges it in.
-    trigger_logs = stack.trigger_logs("stack_defer", defer_run, "wait")
+    # The triggerer writes (and flushes) it on its own schedule, possibly after the run has ended.
+    trigger_logs = stack.wait_until(
+        "the trigger's log to hold its event",
+        30,
+        lambda: (
+            (logs := stack.trigger_logs("stack_defer", defer_run, "wait"))
+            and all("Trigger fired event" in text for text in logs.values())
+            and logs
+        ),
+    )
     assert len(trigger_logs) == 1, trigger_logs
     (trigger_log,) = trigger_logs.values()
     assert "Trigger fired event" in trigger_log
