@@ -111,18 +111,9 @@ class StacSearchOperator(BaseOperator):
             for collection in collections:
                 self.hook.get_collection(collection)
             # One more than asked, to tell "exactly max_items" from "more were left out".
-            items = self.hook.search(
-                collections=collections,
-                bbox=self.bbox,
-                intersects=self.intersects,
-                datetime=self.datetime,
-                filter=self.filter,
-                filter_lang=self.filter_lang,
-                query=self.query,
-                sortby=self.sortby,
-                max_items=self.max_items + 1,
-            )
-        where = f"{', '.join(collections)} at {self.hook.settings.base_url} ({self._criteria()})"
+            items = self.hook.search(collections=collections, max_items=self.max_items + 1, **self._criteria)
+        criteria = ", ".join(f"{k} {v}" for k, v in self._criteria.items()) or "no criteria"
+        where = f"{', '.join(collections)} at {self.hook.settings.base_url} ({criteria})"
         if len(items) > self.max_items:
             self.log.warning(
                 "More than %d items match in %s; keeping the first %d", self.max_items, where, self.max_items
@@ -141,12 +132,8 @@ class StacSearchOperator(BaseOperator):
         self.log.info("%d item(s) in %s:\n%s", len(items), where, "\n".join(f"  {h}" for h in hrefs))
         return hrefs
 
-    def _criteria(self) -> str:
-        named = {
-            "bbox": self.bbox,
-            "intersects": "a geometry" if self.intersects else None,
-            "datetime": self.datetime,
-            "filter": self.filter,
-            "query": self.query,
-        }
-        return ", ".join(f"{k} {v}" for k, v in named.items() if v) or "no criteria"
+    @property
+    def _criteria(self) -> dict[str, Any]:
+        """The search's criteria that are set, as ``StacApiHook.search`` takes them."""
+        names = ("bbox", "intersects", "datetime", "filter", "filter_lang", "query", "sortby")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
