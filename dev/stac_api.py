@@ -166,7 +166,7 @@ class PostgresServer:
         }
 
     def alive(self) -> bool:
-        return not self._stopped and _pid_alive(self.pid)
+        return not self._stopped and pid_alive(self.pid)
 
     def stop(self) -> None:
         """``pg_ctl stop -m fast`` (SIGINT to the postmaster if that fails); remove the data. Idempotent."""
@@ -193,14 +193,15 @@ def keep_server_log(server_log: Path, log_path: Path) -> None:
         log.write(b"--- server log ---\n" + text)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, exited but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    try:  # a zombie is not alive
+    try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
@@ -219,13 +220,13 @@ def stop_postgres(data_dir: Path, pid: int | None, log_path: Path, timeout: floa
                 timeout=timeout + 5,
                 check=False,
             )
-    if pid is None or not _pid_alive(pid):
+    if pid is None or not pid_alive(pid):
         return
     os.kill(pid, signal.SIGINT)  # what `pg_ctl stop -m fast` sends
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.1)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGQUIT)  # immediate shutdown
 
 

@@ -477,20 +477,6 @@ ENV_FILE = "env"
 SUPERVISOR_LOG = "stack.log"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not alive
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _cmdline_matches(pid: int, *needles: str) -> bool:
     """Whether PID still runs the command we recorded (guards against PID reuse); True without /proc."""
     try:
@@ -532,7 +518,7 @@ def _live_pids(state: dict[str, Any]) -> dict[str, int]:
     return {
         name: pid
         for name, pid in _recorded_pids(state).items()
-        if _pid_alive(pid) and _cmdline_matches(pid, *_expected_cmd(name, state))
+        if stac_api.pid_alive(pid) and _cmdline_matches(pid, *_expected_cmd(name, state))
     }
 
 
@@ -650,7 +636,7 @@ def _down(args: argparse.Namespace) -> int:
         os.kill(supervisor, signal.SIGTERM)  # it stops its servers, then exits
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline and (
-            _pid_alive(supervisor) or any(_pid_alive(p) for p in live.values())
+            stac_api.pid_alive(supervisor) or any(stac_api.pid_alive(p) for p in live.values())
         ):
             time.sleep(0.1)
     # Servers left behind (e.g. the supervisor was killed): stop exactly the recorded PIDs, the
