@@ -28,20 +28,6 @@ def airflow_version(stack: AirflowStack) -> tuple[int, ...]:
     return stack.airflow_version
 
 
-def submitted_job(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, timeout: float = 120) -> str:
-    def probe() -> str | None:
-        try:
-            value = stack.xcom(dag_id, run_id, task_id, key="job_id")
-        except ApiError as err:
-            if err.status == 404:
-                return None
-            raise
-        return str(value) if value else None
-
-    job_id: str = stack.wait_until(f"{dag_id}/{task_id} to submit its job", timeout, probe)
-    return job_id
-
-
 def explain(stack: AirflowStack, dag_id: str, run_id: str, tasks: tuple[str, ...] = ("sleep",)) -> str:
     parts = [json.dumps(stack.task_states(dag_id, run_id))]
     for task_id in tasks:
@@ -85,7 +71,7 @@ def test_a_trigger_taken_over_by_the_other_triggerer_leaves_the_job_running(
     try:
         run_id = stack.trigger_dag(dag_id)
         timeline["triggered"] = time.time()
-        job_id = submitted_job(stack, dag_id, run_id, "sleep")
+        job_id = stack.submitted_job(dag_id, run_id, "sleep")
         stack.wait_until(
             "the trigger to run on A", 90, lambda: stack.trigger_assignments(dag_id, run_id) == {"sleep": a}
         )
@@ -142,7 +128,7 @@ def test_marking_a_deferred_task_failed_dismisses_its_job_with_two_triggerers(
 ) -> None:
     dag_id = "prod_mark_failed"
     run_id = stack.trigger_dag(dag_id)
-    job_id = submitted_job(stack, dag_id, run_id, "sleep")
+    job_id = stack.submitted_job(dag_id, run_id, "sleep")
     stack.wait_until("the trigger to run", 90, lambda: stack.trigger_assignments(dag_id, run_id).get("sleep"))
     print("trigger on:", stack.trigger_assignments(dag_id, run_id))
 
@@ -171,7 +157,7 @@ def test_a_celery_worker_killed_after_submitting_is_retried_on_the_other_worker_
 ) -> None:
     dag_id = "prod_worker_crash"
     run_id = stack.trigger_dag(dag_id)
-    job_id = submitted_job(stack, dag_id, run_id, "sleep")
+    job_id = stack.submitted_job(dag_id, run_id, "sleep")
     ti = stack.task_instance(dag_id, run_id, "sleep")
     assert ti["state"] == "running" and ti["try_number"] == 1, ti
     found = stack.wait_until(

@@ -1008,6 +1008,21 @@ class AirflowStack:
         runs: list[dict[str, Any]] = self.api("GET", f"/dags/{_q(dag_id)}/dagRuns", order_by="id")["dag_runs"]
         return runs
 
+    def submitted_job(self, dag_id: str, run_id: str, task_id: str, timeout: float = 120.0) -> str:
+        """Wait until the task has pushed XCom ``job_id`` (it does so right after submitting); return it."""
+
+        def probe() -> str | None:
+            try:
+                value = self.xcom(dag_id, run_id, task_id, key="job_id")
+            except ApiError as err:
+                if err.status == 404:
+                    return None
+                raise
+            return str(value) if value else None
+
+        job_id: str = self.wait_until(f"{dag_id}/{task_id} to submit its job", timeout, probe)
+        return job_id
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         state: str = self.api("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")["state"]
         return state

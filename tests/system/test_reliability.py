@@ -68,22 +68,6 @@ def job_status(hook: Any, job_id: str) -> str:
         raise
 
 
-def submitted_job(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, timeout: float = 90) -> str:
-    """Wait until the task has pushed XCom ``job_id`` (it does so right after submitting); return it."""
-
-    def probe() -> str | None:
-        try:
-            value = stack.xcom(dag_id, run_id, task_id, key="job_id")
-        except ApiError as err:
-            if err.status == 404:
-                return None
-            raise
-        return str(value) if value else None
-
-    job_id: str = stack.wait_until(f"{dag_id}/{task_id} to submit its job", timeout, probe)
-    return job_id
-
-
 def explain(stack: AirflowStack, dag_id: str, run_id: str) -> str:
     """Task states and the end of each try's log, for assertion messages."""
     parts = [json.dumps(stack.task_states(dag_id, run_id))]
@@ -108,7 +92,7 @@ def test_a_job_survives_a_triggerer_kill_and_the_restarted_triggerer_resumes_wat
     before = server_jobs(hook)
     run_id = stack.trigger_dag(dag_id)
     stack.wait_for_task_state(dag_id, run_id, "sleep", ["deferred"], timeout=90)
-    job_id = submitted_job(stack, dag_id, run_id, "sleep")
+    job_id = stack.submitted_job(dag_id, run_id, "sleep")
     # The trigger has polled the job at least once before the triggerer dies.
     (old_triggerer,) = stack.wait_until(
         "the trigger to poll the job",
@@ -150,7 +134,7 @@ def kill_worker_after_submission(stack: AirflowStack, dag_id: str, roles: tuple[
     :return: the run id and the submitted job's id.
     """
     run_id = stack.trigger_dag(dag_id)
-    job_id = submitted_job(stack, dag_id, run_id, "sleep")
+    job_id = stack.submitted_job(dag_id, run_id, "sleep")
     ti = stack.task_instance(dag_id, run_id, "sleep")
     assert ti["state"] == "running" and ti["try_number"] == 1, ti
     processes = stack.wait_until(
@@ -223,7 +207,7 @@ def test_marking_a_task_that_polls_on_the_worker_failed_dismisses_its_job(
     dag_id = "reliability_mark_failed_on_worker"
     before = server_jobs(hook)
     run_id = stack.trigger_dag(dag_id)
-    job_id = submitted_job(stack, dag_id, run_id, "sleep")
+    job_id = stack.submitted_job(dag_id, run_id, "sleep")
     assert job_status(hook, job_id) in ("accepted", "running")
 
     stack.set_task_state(dag_id, run_id, "sleep", "failed")
@@ -246,7 +230,7 @@ def test_execution_timeout_dismisses_the_job_in_the_triggerer_and_on_the_worker(
     dag_id = "reliability_execution_timeout"
     before = server_jobs(hook)
     run_id = stack.trigger_dag(dag_id)
-    jobs = {task: submitted_job(stack, dag_id, run_id, task) for task in ("deferred", "on_worker")}
+    jobs = {task: stack.submitted_job(dag_id, run_id, task) for task in ("deferred", "on_worker")}
     assert stack.wait_for_task_state(dag_id, run_id, "deferred", ["deferred"], timeout=60) == "deferred"
     assert all(job_status(hook, job) in ("accepted", "running") for job in jobs.values())
 
