@@ -59,6 +59,20 @@ class ServerStartError(RuntimeError):
     """The server did not come up; the message includes the log tail."""
 
 
+def stop_process(
+    proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, grace: float = STOP_GRACE
+) -> None:
+    """Signal our child process (exactly ``proc.pid``, never a group), then SIGKILL after ``grace`` s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass(eq=False)  # eq=False keeps identity hashing (for _LIVE)
 class RunningServer:
     name: str  # "pygeoapi" | "wraptile"
@@ -74,14 +88,7 @@ class RunningServer:
     def stop(self) -> None:
         """Terminate our server process (SIGTERM, then SIGKILL). Idempotent."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            # Popen signals exactly proc.pid, never a group or other process.
-            proc.terminate()
-            try:
-                proc.wait(STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         if self._log is not None:
             self._log.close()
             self._log = None

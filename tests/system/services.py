@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from tests.servers.launch import free_port, stop_process
+
 PG_BIN = Path(os.environ.get("OGC_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = Path(os.environ.get("OGC_TEST_REDIS_SERVER", "/usr/bin/redis-server"))
 START_TIMEOUT = 60.0
@@ -45,13 +47,6 @@ def _stop_all() -> None:
 
 class ServiceError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def missing() -> list[str]:
@@ -102,13 +97,7 @@ class _Service:
     def stop(self) -> None:
         """SIGTERM (PostgreSQL: SIGINT, its fast shutdown) to our process, SIGKILL after STOP_GRACE."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(self._stop_signal)
-            try:
-                proc.wait(STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, self._stop_signal, STOP_GRACE)
         if self._log is not None:
             self._log.close()
             self._log = None
