@@ -22,6 +22,7 @@ from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL, task_poll_in
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
@@ -114,6 +115,7 @@ class ExecuteProcessOperator(BaseOperator):
         self.max_result_bytes = max_result_bytes
         self._job_id: str | None = None
         self._finished = False
+        self._stac_items: list[dict[str, Any]] | None = None  # for OpenLineage, set with the results
 
     @cached_property
     def hook(self) -> OGCProcessesHook:
@@ -294,6 +296,7 @@ class ExecuteProcessOperator(BaseOperator):
             stac = extract_stac(results, output=self.stac_output, read_json=self._read_json)
         if stac is not None:
             context["ti"].xcom_push(key=XCOM_ASSET_HREFS, value=stac.asset_hrefs)
+            self._stac_items = stac.items
             self.log.info(stac.summary())
             self._emit_asset_events(context, stac.items)
             return stac.item_hrefs
@@ -348,6 +351,30 @@ class ExecuteProcessOperator(BaseOperator):
 
             return S3Reader(self.aws_conn_id).read_json(href)
         return decode_json(self.hook.request("GET", href))
+
+    # ------------------------------------------------------------------ OpenLineage
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """The input STAC items, for the START event (nothing is fetched: no job exists yet)."""
+        from airflow_provider_ogc.lineage import operator_lineage
+
+        return operator_lineage(self.inputs, process_id=self.process_id)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """
+        Inputs, result items and their data assets, and the remote job: read from this operator,
+        on which the listener calls this right after ``execute``/``execute_complete``.
+        """
+        from airflow_provider_ogc.lineage import operator_lineage
+
+        return operator_lineage(
+            self.inputs,
+            process_id=self.process_id,
+            items=self._stac_items,
+            job_id=self._job_id,
+            # The hook has read its connection once a job exists; before that, do not look it up.
+            server=self.hook.base_url if self._job_id else None,
+        )
 
     def on_kill(self) -> None:
         """The task was killed on the worker: dismiss its job, best effort, never raising."""
