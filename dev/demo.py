@@ -4,10 +4,11 @@
 
 1. starts the local stack (moto S3, synthetic Landsat scenes served by a STAC API:
    stac-fastapi-pgstac over PostgreSQL + pgstac, pygeoapi ``water-bodies``);
-2. runs ``airflow dags test water_bodies`` on ``example_dags/`` with the stack's connections, the
-   inputs pointing at the synthetic scenes (the DAG itself is unchanged);
-3. prints the STAC item hrefs the job produced, the water area per scene as the DAG measured it,
-   and the agreement of each ``otsu.tif`` with the known lakes (IoU);
+2. runs ``airflow dags test water_bodies 2023-12-10`` on ``example_dags/`` with the stack's connections:
+   the weekly run for 3 to 10 December 2023, whose STAC search over the AOI finds the two scenes
+   acquired on 8 December (the DAG itself is unchanged; the run's conf narrows the AOI);
+3. prints the scenes the search found, the STAC item hrefs the job produced, the water area per
+   scene as the DAG measured it, and the agreement of each ``otsu.tif`` with the known lakes (IoU);
 4. stops the stack, and exits non-zero if the DAG failed or a mask disagrees with the truth
    (IoU below ``dev.truth.IOU_THRESHOLD``, 0.97: see ``dev/truth.py`` for why).
 """
@@ -25,6 +26,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DAG_ID = "water_bodies"
+# The weekly run whose data interval (3 to 10 December 2023) holds two of the stack's scenes.
+LOGICAL_DATE = "2023-12-10"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         NO_PROXY="127.0.0.1,localhost",
     )
 
+    from dev import scenes
     from dev.stack import start_stack
 
     began = time.monotonic()
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  STAC API: {stack.stac_api_url} (stac-fastapi-pgstac, pgstac {stack.pgstac_version})")
         print(f"  up in {stack.startup_seconds:.1f} s")
         os.environ.update(stack.env())
-        ok = run_dag(home, stack.example_inputs())
+        ok = run_dag(home, {"aoi": scenes.DEFAULT_AOI})
         if not ok:
             return 1
         agreement = report()
@@ -77,14 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if agreement else 1
 
 
-def run_dag(home: Path, inputs: dict[str, Any]) -> bool:
+def run_dag(home: Path, conf: dict[str, Any]) -> bool:
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, env=os.environ)
     log_path = home / "dags-test.log"
-    print(f"Running `airflow dags test {DAG_ID}` (log: {log_path})...")
+    print(f"Running `airflow dags test {DAG_ID} {LOGICAL_DATE}` (log: {log_path})...")
     with log_path.open("w") as log:
         result = subprocess.run(
-            [airflow, "dags", "test", DAG_ID, "-c", json.dumps(inputs)],
+            [airflow, "dags", "test", DAG_ID, LOGICAL_DATE, "-c", json.dumps(conf)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ,
@@ -92,8 +96,13 @@ def run_dag(home: Path, inputs: dict[str, Any]) -> bool:
         )
     text = log_path.read_text()
     for line in text.splitlines():
-        # The job's progress as the trigger logged it, and the DAG's own report, without log decorations.
-        if ": running, progress" in line or ": successful, progress" in line or " km2" in line:
+        # The scenes the search found, the job's progress as the trigger logged it, and the DAG's own
+        # report, without log decorations.
+        if " item(s) in " in line:
+            print("  Search: " + line[line.find("] ") + 2 :].strip())
+        elif "/items/" in line and line.startswith("  "):
+            print("    " + line.split(" [airflow")[0].strip())
+        elif ": running, progress" in line or ": successful, progress" in line or " km2" in line:
             message = line[line.find("Job ") :] if "progress" in line else line
             print("  " + message.split(" [airflow")[0].strip())
     if result.returncode != 0 or "state=failed" in text:

@@ -1,12 +1,17 @@
-"""Weekly water-bodies detection on an OGC API - Processes platform, results read from S3.
+"""Weekly water-bodies detection on the scenes each week brings, found by STAC search, results read from S3.
 
-The seed's notebook, as a DAG: submit ``water-bodies`` (Landsat green + NIR, NDWI, Otsu threshold),
-wait in the triggerer without holding a worker slot, then map one task per STAC item that reads the
-item and its ``otsu.tif`` from S3 and logs the water area in km2.
+The seed's notebook, as a recurring DAG: each weekly run searches the STAC API for the Landsat scenes
+acquired in its data interval over the AOI (cloud cover below a limit), submits ``water-bodies`` on
+exactly those scenes (Landsat green + NIR, NDWI, Otsu threshold), waits in the triggerer without
+holding a worker slot, then maps one task per result STAC item that reads the item and its
+``otsu.tif`` from S3 and logs the water area in km2. A week without a matching scene ends skipped.
 
-Connections: ``ogc_processes_default`` (the OGC API root) and ``aws_default`` (keys, ``endpoint_url``
-and ``region_name`` in extras: AWS S3, MinIO, LocalStack or moto alike). Inputs are DAG params, so a
-manual run (or ``airflow dags test water_bodies -c '{...}'``) can point at other scenes or another AOI.
+The run for the week of 3 to 10 December 2023 (``airflow dags test water_bodies 2023-12-10``) finds the
+two scenes of the seed's paths acquired on 8 December.
+
+Connections: ``stac_api_default`` (the STAC API root), ``ogc_processes_default`` (the OGC API root) and
+``aws_default`` (keys, ``endpoint_url`` and ``region_name`` in extras: AWS S3, MinIO, LocalStack or
+moto alike). The AOI and the cloud limit are DAG params, so a manual run can change them.
 """
 
 from __future__ import annotations
@@ -15,42 +20,46 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, AssetAlias, Param, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_provider_ogc.operators import ExecuteProcessOperator
-
-PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1/collections/landsat-c2-l2/items"
+from airflow_provider_ogc.operators import ExecuteProcessOperator, StacSearchOperator
 
 with DAG(
     dag_id="water_bodies",
-    description="NDWI + Otsu water masks for Landsat scenes, every week",
-    schedule="@weekly",
-    start_date=datetime(2026, 1, 1),
+    description="NDWI + Otsu water masks for each week's Landsat scenes",
+    # Each run covers the week that just ended: data_interval_start..data_interval_end.
+    schedule=CronDataIntervalTimetable("@weekly", timezone="UTC"),
+    # Before the scenes of the local stack (November 2023 to January 2024), so that a run of any week
+    # since (`airflow dags test water_bodies 2023-12-10`) has its tasks; catchup=False runs only the latest.
+    start_date=datetime(2023, 11, 1),
     catchup=False,
     max_active_runs=1,
-    render_template_as_native_obj=True,  # list params stay lists in the execute request
+    render_template_as_native_obj=True,  # lists stay lists in the execute request
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
-        "stac_items": Param(
-            [
-                f"{PLANETARY_COMPUTER}/LC08_L2SP_044032_20231208_02_T1",
-                f"{PLANETARY_COMPUTER}/LC08_L2SP_043033_20231201_02_T1",
-            ],
-            type="array",
-            description="STAC Item URLs of the Landsat scenes",
-        ),
         "aoi": Param("-121.399,39.834,-120.74,40.472", type="string", description="minx,miny,maxx,maxy"),
+        "max_cloud_cover": Param(20, type="number", description="eo:cloud_cover below this (%)"),
         "epsg": Param("EPSG:4326", type="string"),
         "bands": Param(["green", "nir08"], type="array"),
     },
     tags=["ogc", "earth-observation", "stac"],
 ) as dag:
+    # "| tojson" keeps "minx,miny,maxx,maxy" a string: native rendering would read it back as a tuple.
+    find_scenes = StacSearchOperator(
+        task_id="find_scenes",
+        collections="landsat-c2-l2",
+        bbox="{{ params.aoi | tojson }}",
+        # STAC intervals are closed: a scene stamped exactly at midnight on Sunday falls in two weeks.
+        datetime="{{ data_interval_start | ts }}/{{ data_interval_end | ts }}",
+        filter="eo:cloud_cover < {{ params.max_cloud_cover }}",
+        max_items=50,
+    )
+
     detect = ExecuteProcessOperator(
         task_id="detect_water_bodies",
         process_id="water-bodies",
-        # Native rendering keeps lists as lists; "| tojson" keeps "minx,miny,maxx,maxy" a string
-        # (it would otherwise be read back as a tuple of numbers).
         inputs={
-            "stac_items": "{{ params.stac_items }}",
+            "stac_items": find_scenes.output,
             "aoi": "{{ params.aoi | tojson }}",
             "epsg": "{{ params.epsg | tojson }}",
             "bands": "{{ params.bands }}",

@@ -1,8 +1,9 @@
 """The parse-cost baseline: ``example_dags/water_bodies.py``'s DAG built from ``airflow.sdk`` alone.
 
-Same DAG arguments, params, tasks, mapping and dependencies; the provider's ``ExecuteProcessOperator``
-is replaced by a plain ``BaseOperator`` subclass taking the same arguments (and templating the same
-fields), so the difference in parse time is what importing and building the provider's operator costs.
+Same DAG arguments, params, tasks, mapping and dependencies; the provider's ``StacSearchOperator`` and
+``ExecuteProcessOperator`` are replaced by plain ``BaseOperator`` subclasses taking the same arguments
+(and templating the same fields), so the difference in parse time is what importing and building the
+provider's operators costs.
 """
 
 from __future__ import annotations
@@ -11,8 +12,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, AssetAlias, BaseOperator, Param, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 
-PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1/collections/landsat-c2-l2/items"
+
+class StacSearch(BaseOperator):
+    template_fields = ("collections", "bbox", "datetime", "filter")
+
+    def __init__(
+        self, *, collections: str, bbox: str, datetime: str, filter: str, max_items: int, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.collections = collections
+        self.bbox = bbox
+        self.datetime = datetime
+        self.filter = filter
+        self.max_items = max_items
+
+    def execute(self, context: Any) -> list[str]:
+        return []
 
 
 class ExecuteProcess(BaseOperator):
@@ -33,33 +50,35 @@ class ExecuteProcess(BaseOperator):
 
 with DAG(
     dag_id="water_bodies",
-    description="NDWI + Otsu water masks for Landsat scenes, every week",
-    schedule="@weekly",
-    start_date=datetime(2026, 1, 1),
+    description="NDWI + Otsu water masks for each week's Landsat scenes",
+    schedule=CronDataIntervalTimetable("@weekly", timezone="UTC"),
+    start_date=datetime(2023, 11, 1),
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
-        "stac_items": Param(
-            [
-                f"{PLANETARY_COMPUTER}/LC08_L2SP_044032_20231208_02_T1",
-                f"{PLANETARY_COMPUTER}/LC08_L2SP_043033_20231201_02_T1",
-            ],
-            type="array",
-            description="STAC Item URLs of the Landsat scenes",
-        ),
         "aoi": Param("-121.399,39.834,-120.74,40.472", type="string", description="minx,miny,maxx,maxy"),
+        "max_cloud_cover": Param(20, type="number", description="eo:cloud_cover below this (%)"),
         "epsg": Param("EPSG:4326", type="string"),
         "bands": Param(["green", "nir08"], type="array"),
     },
     tags=["ogc", "earth-observation", "stac"],
 ) as dag:
+    find_scenes = StacSearch(
+        task_id="find_scenes",
+        collections="landsat-c2-l2",
+        bbox="{{ params.aoi | tojson }}",
+        datetime="{{ data_interval_start | ts }}/{{ data_interval_end | ts }}",
+        filter="eo:cloud_cover < {{ params.max_cloud_cover }}",
+        max_items=50,
+    )
+
     detect = ExecuteProcess(
         task_id="detect_water_bodies",
         process_id="water-bodies",
         inputs={
-            "stac_items": "{{ params.stac_items }}",
+            "stac_items": find_scenes.output,
             "aoi": "{{ params.aoi | tojson }}",
             "epsg": "{{ params.epsg | tojson }}",
             "bands": "{{ params.bands }}",

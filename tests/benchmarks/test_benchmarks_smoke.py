@@ -84,7 +84,7 @@ def test_quick_mode_prints_the_table_and_writes_every_key(tmp_path: Path) -> Non
     for side in ("provider", "baseline"):
         for kind in ("inside", "process", "warm"):
             assert parse[side][kind]["median_s"] > 0
-    assert parse["dag_shape"]["tasks"] == ["detect_water_bodies", "report", "water_area"]
+    assert parse["dag_shape"]["tasks"] == ["detect_water_bodies", "find_scenes", "report", "water_area"]
 
     trig = data["triggerer"]
     assert {

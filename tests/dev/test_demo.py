@@ -33,7 +33,11 @@ def test_demo_runs_green_and_reports_iou(pygeoapi_bin: Path, stac_bin: Path, tmp
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     lines = result.stdout.splitlines()
+    # The weekly run of 3 to 10 December 2023 found that week's two scenes and processed exactly those.
+    found = sorted(line.rsplit("/", 1)[-1] for line in lines if "/collections/landsat-c2-l2/items/" in line)
+    week = ["LC08_L2SP_044032_20231208_02_T1", "LC08_L2SP_044033_20231208_02_T1"]
+    assert found == week, result.stdout
     verdicts = [line for line in lines if line.startswith("LC08_") and line.rstrip().endswith("agrees")]
-    assert len(verdicts) == 2, result.stdout
+    assert sorted(v.split()[0] for v in verdicts) == week, result.stdout
     assert sum(line.startswith("  s3://results/") and line.endswith(".json") for line in lines) == 2
     assert "Stack stopped." in lines

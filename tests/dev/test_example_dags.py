@@ -70,9 +70,9 @@ def stack_env(dev_stack: Any, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def dags_test(env: dict[str, str], dag_id: str, conf: dict[str, Any]) -> str:
+def dags_test(env: dict[str, str], dag_id: str, conf: dict[str, Any], logical_date: str | None = None) -> str:
     result = subprocess.run(
-        [AIRFLOW, "dags", "test", dag_id, "-c", json.dumps(conf)],
+        [AIRFLOW, "dags", "test", dag_id, *([logical_date] if logical_date else []), "-c", json.dumps(conf)],
         capture_output=True,
         text=True,
         env=env,
@@ -83,13 +83,45 @@ def dags_test(env: dict[str, str], dag_id: str, conf: dict[str, Any]) -> str:
     return output
 
 
-def test_water_bodies_dag_end_to_end(dev_stack: Any, stack_env: dict[str, str]) -> None:
-    output = dags_test(stack_env, "water_bodies", dev_stack.example_inputs())
+def processed_scenes(output: str) -> list[str]:
+    """The scenes whose water area the run's mapped tasks measured."""
+    return sorted(
+        line.split(":")[0] for line in output.splitlines() if line.endswith(" m2)") and "km2 of water" in line
+    )
+
+
+@pytest.mark.parametrize(
+    ("week_end", "scenes"),
+    [
+        # 3 to 10 December: both scenes of path 44 acquired on the 8th (cloud cover 0.4 and 0.1).
+        ("2023-12-10", ["LC08_L2SP_044032_20231208_02_T1", "LC08_L2SP_044033_20231208_02_T1"]),
+        # 26 November to 3 December: path 43's scene of the 1st only.
+        ("2023-12-03", ["LC08_L2SP_043033_20231201_02_T1"]),
+    ],
+)
+def test_each_weekly_run_processes_exactly_the_scenes_of_its_interval(
+    dev_stack: Any, stack_env: dict[str, str], week_end: str, scenes: list[str]
+) -> None:
+    output = dags_test(stack_env, "water_bodies", {"aoi": scenes_aoi()}, logical_date=week_end)
     # The deferred job's progress reached the task log, the items reached the mapped tasks.
     assert ": running, progress" in output and ": successful, progress 100%" in output
-    for scene in ("LC08_L2SP_044032_20231208_02_T1", "LC08_L2SP_043033_20231201_02_T1"):
-        assert f"{scene}: " in output and " km2 of water" in output
-    assert "total" in output
+    assert processed_scenes(output) == scenes
+    assert f"{len(scenes)} item(s) in landsat-c2-l2" in output and "total" in output
+
+
+def test_a_week_without_a_clear_scene_ends_skipped_not_failed(
+    dev_stack: Any, stack_env: dict[str, str]
+) -> None:
+    # 24 to 31 December: path 44's two scenes of the 24th have 27.9 % and 20.0 % cloud, not below 20.
+    output = dags_test(stack_env, "water_bodies", {"aoi": scenes_aoi()}, logical_date="2023-12-31")
+    assert "No item matches in landsat-c2-l2" in output
+    assert "Submitted water-bodies" not in output and processed_scenes(output) == []
+
+
+def scenes_aoi() -> str:
+    from dev import scenes
+
+    return scenes.DEFAULT_AOI
 
 
 def test_water_bodies_by_aoi_maps_one_job_per_aoi(dev_stack: Any, stack_env: dict[str, str]) -> None:

@@ -430,8 +430,17 @@ class Standalone:
                 )
             time.sleep(interval)
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any], parse_timeout: float = 120.0) -> str:
-        """Wait for the DAG to be parsed, unpause it, create a manual run; return its run_id."""
+    def trigger(
+        self,
+        dag_id: str,
+        conf: Mapping[str, Any],
+        parse_timeout: float = 120.0,
+        logical_date: str | None = None,
+    ) -> str:
+        """Wait for the DAG to be parsed, unpause it, create a manual run; return its run_id.
+
+        The run's data interval is the one the DAG's timetable infers for ``logical_date`` (or now).
+        """
         quoted = urllib.parse.quote(dag_id, safe="")
 
         def parsed() -> bool | None:
@@ -448,7 +457,7 @@ class Standalone:
 
         self.wait_until(f"DAG {dag_id} to be parsed", parse_timeout, parsed)
         self.api("PATCH", f"/dags/{quoted}", {"is_paused": False})
-        run = self.api("POST", f"/dags/{quoted}/dagRuns", {"logical_date": None, "conf": dict(conf)})
+        run = self.api("POST", f"/dags/{quoted}/dagRuns", {"logical_date": logical_date, "conf": dict(conf)})
         run_id: str = run["dag_run_id"]
         return run_id
 
