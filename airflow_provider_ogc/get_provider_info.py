@@ -51,7 +51,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_ogc.triggers.ogc_processes"],
+                "python-modules": [
+                    "airflow_provider_ogc.triggers.ogc_processes",
+                    "airflow_provider_ogc.triggers.stac",
+                ],
             }
         ],
         "extra-links": [
