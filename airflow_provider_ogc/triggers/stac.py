@@ -151,7 +151,7 @@ class NewStacItemsTrigger(BaseEventTrigger):
                 yield TriggerEvent({"items": batch, "watermark_before": watermark["datetime"]})
                 watermark = advance(watermark, batch, self.lookback)
                 dirty = True
-                await asyncio.sleep(min(EVENT_SETTLE_SECONDS, self.poll_interval))
+                await asyncio.sleep(EVENT_SETTLE_SECONDS)
                 dirty = not await store.set(watermark)
             await asyncio.sleep(self.poll_interval)
 
