@@ -51,6 +51,7 @@ def test_example_dags_parse_without_errors_or_network() -> None:
         "deploy_water_bodies",
         "water_bodies",
         "water_bodies_by_aoi",
+        "water_bodies_on_new_scenes",
         "water_bodies_report",
     ]
 
