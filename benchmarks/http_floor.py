@@ -1,9 +1,14 @@
 """Diagnostic: CPU per status GET on keep-alive connections, by client, in one process.
 
 Separates what the provider's hook costs from what its HTTP client costs: ``OGCProcessesHook.
-aget_job_status`` vs. a bare ``httpx.AsyncClient.get(...).json()`` vs. a minimal HTTP/1.1 GET on
-``asyncio`` streams (the floor of an asyncio HTTP client in Python), each ``requests`` times after a
-warm-up, with 1 and with 10 requests in flight. Run by :mod:`benchmarks.triggerer`::
+aget_job_status`` vs. a bare ``httpx.AsyncClient.get(...).json()`` vs. a bare ``aiohttp.ClientSession``
+``get`` + ``json()`` vs. a minimal HTTP/1.1 GET on ``asyncio`` streams (the floor of an asyncio HTTP
+client in Python, for reference only), with 1 and with 10 requests in flight. Every client keeps its
+connections alive (at most as many as requests in flight). The variants are measured in interleaved
+rounds (the order rotated each round, after one warm-up of each) and each figure is the median over
+the rounds, so a burst of load from elsewhere on the machine does not land on one variant only.
+aiohttp is optional (Airflow core does not install it): without it ``aiohttp_bare`` is null. Run by
+:mod:`benchmarks.triggerer`::
 
     python -m benchmarks.http_floor --url http://127.0.0.1:PORT --out floor.json
 """
@@ -14,21 +19,37 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    Get = Callable[[int], Awaitable[Any]]
+
 CONN_ID = "ogc_bench"
+CONCURRENCY = (1, 10)
+# The JSON keys under cpu_ms_per_request.in_flight_N, in the order measured in the first round.
+VARIANTS = ("provider_hook", "httpx_bare", "aiohttp_bare", "asyncio_streams")
+# Well-kept client libraries the provider is compared with (the goal: at most 1.5x the cheaper one).
+LIBRARIES = ("httpx_bare", "aiohttp_bare")
+WARMUP = 200
 
 
-async def _measure(fn: Callable[[int], Awaitable[Any]], requests: int, concurrency: int) -> float:
-    for i in range(min(200, requests)):
-        await fn(i)
-    per_worker = requests // concurrency
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+async def _measure(fn: Get, requests: int, concurrency: int) -> float:
+    """CPU ms per request over ``requests`` GETs, ``concurrency`` in flight."""
+    per_worker = max(1, requests // concurrency)
 
     async def worker(k: int) -> None:
         for i in range(per_worker):
@@ -39,7 +60,9 @@ async def _measure(fn: Callable[[int], Awaitable[Any]], requests: int, concurren
     return 1000 * (time.process_time() - cpu0) / (per_worker * concurrency)
 
 
-async def _streams_client(host: str, port: int, concurrency: int) -> Callable[[int], Awaitable[Any]]:
+async def _streams_client(
+    host: str, port: int, concurrency: int
+) -> tuple[Get, Callable[[], Awaitable[None]]]:
     connections = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
     free: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for pair in connections:
@@ -60,17 +83,47 @@ async def _streams_client(host: str, port: int, concurrency: int) -> Callable[[i
         finally:
             free.put_nowait((reader, writer))
 
-    return get
+    async def close() -> None:
+        for _, writer in connections:
+            writer.close()
+
+    return get, close
 
 
-async def run(url: str, requests: int) -> dict[str, Any]:
+async def _aiohttp_client(url: str, concurrency: int) -> tuple[Get, Callable[[], Awaitable[None]]] | None:
+    try:
+        import aiohttp
+    except ImportError:
+        return None
+    # One session, keep-alive (aiohttp's default), at most `concurrency` connections.
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+
+    async def get(i: int) -> Any:
+        async with session.get(f"{url}/jobs/job-{i}") as response:
+            return await response.json()
+
+    return get, session.close
+
+
+async def run(url: str, requests: int, rounds: int = 3) -> dict[str, Any]:
     import httpx
 
-    from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
+    from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook, aclose_shared_clients
 
     parsed = httpx.URL(url)
-    result: dict[str, Any] = {"requests": requests, "cpu_ms_per_request": {}}
-    for concurrency in (1, 10):
+    rounds = max(1, min(rounds, requests // max(CONCURRENCY)))
+    result: dict[str, Any] = {
+        "requests": requests,
+        "rounds": rounds,
+        "variants": list(VARIANTS),
+        "libraries": list(LIBRARIES),
+        "versions": {dist: _version(dist) for dist in ("httpx", "httpcore", "aiohttp")},
+        "cpu_ms_per_request": {},
+        "samples_ms": {},
+        "provider_ratio": {},
+        "cheapest_library": {},
+    }
+    for concurrency in CONCURRENCY:
         client = httpx.AsyncClient()
         hook = OGCProcessesHook(ogc_conn_id=CONN_ID)
 
@@ -80,26 +133,54 @@ async def run(url: str, requests: int) -> dict[str, Any]:
         async def provider(i: int, hook: OGCProcessesHook = hook) -> Any:
             return await hook.aget_job_status(f"job-{i}")
 
-        streams = await _streams_client(parsed.host, parsed.port or 80, concurrency)
-        result["cpu_ms_per_request"][f"in_flight_{concurrency}"] = {
-            "provider_hook": round(await _measure(provider, requests, concurrency), 4),
-            "httpx_bare": round(await _measure(bare, requests, concurrency), 4),
-            "asyncio_streams": round(await _measure(streams, requests, concurrency), 4),
+        streams, close_streams = await _streams_client(parsed.host, parsed.port or 80, concurrency)
+        aio = await _aiohttp_client(url, concurrency)
+        fns: dict[str, Get | None] = {
+            "provider_hook": provider,
+            "httpx_bare": bare,
+            "aiohttp_bare": aio[0] if aio else None,
+            "asyncio_streams": streams,
         }
+        live = {name: fn for name, fn in fns.items() if fn is not None}
+        for fn in live.values():  # the warm-up also opens every connection
+            await _measure(fn, min(WARMUP, requests), concurrency)
+        samples: dict[str, list[float]] = {name: [] for name in live}
+        order = list(live)
+        for r in range(rounds):
+            for name in order[r % len(order) :] + order[: r % len(order)]:
+                samples[name].append(await _measure(live[name], requests // rounds, concurrency))
+        cpu: dict[str, float | None] = {name: None for name in VARIANTS}
+        cpu.update({name: round(statistics.median(v), 4) for name, v in samples.items()})
+        key = f"in_flight_{concurrency}"
+        result["cpu_ms_per_request"][key] = cpu
+        result["samples_ms"][key] = {name: [round(s, 4) for s in v] for name, v in samples.items()}
+        own = cpu["provider_hook"]
+        result["provider_ratio"][key] = {
+            name: round(own / value, 3) if own and value else None
+            for name, value in cpu.items()
+            if name != "provider_hook"
+        }
+        measured = {name: value for name in LIBRARIES if (value := cpu[name])}
+        result["cheapest_library"][key] = min(measured, key=measured.__getitem__) if measured else None
         await client.aclose()
+        await close_streams()
+        if aio:
+            await aio[1]()
+    await aclose_shared_clients()
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.http_floor")
     parser.add_argument("--url", required=True)
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=3000, help="timed GETs per variant, all rounds")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     os.environ.setdefault(
         f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "ogc_processes", "host": args.url})
     )
-    Path(args.out).write_text(json.dumps(asyncio.run(run(args.url, args.requests)), indent=2))
+    Path(args.out).write_text(json.dumps(asyncio.run(run(args.url, args.requests, args.rounds)), indent=2))
     return 0
 
 

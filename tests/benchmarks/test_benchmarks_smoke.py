@@ -114,9 +114,23 @@ def test_quick_mode_prints_the_table_and_writes_every_key(tmp_path: Path) -> Non
         }
         assert result["pool"] == pools[result["variant"]], result
         assert result["patches"] == (["before_fix"] if result["variant"] == "before" else [])
-    floor = trig["http_floor"]["cpu_ms_per_request"]
-    assert set(floor) == {"in_flight_1", "in_flight_10"}
-    assert set(floor["in_flight_10"]) == {"provider_hook", "httpx_bare", "asyncio_streams"}
+    # The HTTP client floor: the provider hook beside bare httpx, bare aiohttp (null when aiohttp is not
+    # installed) and asyncio streams, one table row per client with the provider's ratio to it.
+    http_floor = trig["http_floor"]
+    assert {"requests", "rounds", "versions", "cpu_ms_per_request", "samples_ms", "provider_ratio",
+            "cheapest_library"} <= http_floor.keys()  # fmt: skip
+    floor = http_floor["cpu_ms_per_request"]
+    assert set(floor) == set(http_floor["provider_ratio"]) == {"in_flight_1", "in_flight_10"}
+    clients = {"httpx_bare", "aiohttp_bare", "asyncio_streams"}
+    assert set(floor["in_flight_10"]) == {"provider_hook"} | clients
+    assert set(http_floor["provider_ratio"]["in_flight_10"]) == clients
+    assert http_floor["cheapest_library"]["in_flight_10"] in {"httpx_bare", "aiohttp_bare"}
+    for client in (
+        "bare httpx.AsyncClient",
+        "bare aiohttp.ClientSession",
+        "minimal client on asyncio streams",
+    ):
+        assert f"status GET, 10 in flight: provider hook vs. {client}" in stdout
 
     polling = data["polling"]
     assert set(polling["durations"]) == {"5 s", "30 s", "5 min", "1 h"}
