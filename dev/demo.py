@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = run_dag(home, {"aoi": scenes.DEFAULT_AOI})
         if not ok:
             return 1
-        agreement = report()
+        agreement = report(workdir / "pictures")
     finally:
         stack.stop()
         print("Stack stopped.")
@@ -139,12 +139,12 @@ def latest_xcoms() -> dict[str, Any]:
         }
 
 
-def report() -> bool:
+def report(pictures: Path | None = None) -> bool:
     import numpy as np
     import rasterio
 
     from airflow_provider_ogc.s3 import S3Reader
-    from dev import truth
+    from dev import picture, truth
 
     xcoms = latest_xcoms()
     print(f"\nRun {xcoms['run_id']}: {xcoms['state']}; OGC job {xcoms['job_url']}")
@@ -154,20 +154,31 @@ def report() -> bool:
 
     s3 = S3Reader("aws_default")
     rows = []
+    written: list[Path] = []
     for area in xcoms["areas"]:
         with rasterio.MemoryFile(s3.read_bytes(area["mask_href"])) as memory, memory.open() as mask:
             predicted = mask.read(1) == 1
             transform, shape, crs = mask.transform, mask.shape, mask.crs
+            source_item = mask.tags().get("SOURCE_ITEM")  # the input STAC item the process read
         expected = truth.water_mask(area["item_id"], transform, shape, crs)
         score = truth.iou(predicted, expected)
         true_km2 = float(np.count_nonzero(expected)) * abs(transform.a * transform.e) / 1e6
         rows.append((area["item_id"], area["water_km2"], true_km2, score))
+        if pictures is not None and source_item:  # the false-colour scene, the mask, the lakes' outline
+            png = pictures / f"{area['item_id']}.png"
+            written.append(
+                picture.write_scene_picture(
+                    png, area["item_id"], predicted, transform, crs, source_item, lakes=expected, iou=score
+                )
+            )
 
     header = f"{'scene':<34} {'water km2':>10} {'truth km2':>10} {'IoU':>7}"
     print(f"\n{header}  verdict (IoU >= {truth.IOU_THRESHOLD})")
     for item_id, km2, true_km2, score in rows:
         verdict = "agrees" if score >= truth.IOU_THRESHOLD else "DISAGREES"
         print(f"{item_id:<34} {km2:>10.2f} {true_km2:>10.2f} {score:>7.4f}  {verdict}")
+    for png in written:
+        print(f"Picture: {png}")
     return bool(rows) and all(score >= truth.IOU_THRESHOLD for *_, score in rows)
 
 

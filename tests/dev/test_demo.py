@@ -41,3 +41,11 @@ def test_demo_runs_green_and_reports_iou(pygeoapi_bin: Path, stac_bin: Path, tmp
     assert sorted(v.split()[0] for v in verdicts) == week, result.stdout
     assert sum(line.startswith("  s3://results/") and line.endswith(".json") for line in lines) == 2
     assert "Stack stopped." in lines
+    # One picture per scene (false colour, water mask, known lakes' outline), printed after the IoU table.
+    pictures = [Path(line.removeprefix("Picture: ")) for line in lines if line.startswith("Picture: ")]
+    assert sorted(p.stem for p in pictures) == week, result.stdout
+    assert lines.index(f"Picture: {pictures[0]}") > max(lines.index(v) for v in verdicts)
+    for path in pictures:
+        assert path.is_absolute() and path.is_file(), path
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+        assert path.parent == tmp_path.resolve() / "pictures"
