@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -94,7 +95,8 @@ def run_dag(home: Path, conf: dict[str, Any]) -> bool:
             env=os.environ,
             timeout=900,
         )
-    text = log_path.read_text()
+    # Airflow 3.1 colours its log even into a file: drop the escape codes before reading it.
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log_path.read_text())
     for line in text.splitlines():
         # The scenes the search found, the job's progress as the trigger logged it, and the DAG's own
         # report, without log decorations.
