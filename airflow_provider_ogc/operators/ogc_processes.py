@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["ExecuteProcessOperator"]
 
 XCOM_ASSET_HREFS = "asset_hrefs"
+# {"process_id", "ogc_conn_id", "aws_conn_id"} (the sensor: {"job_id", "process_id", "ogc_conn_id"}), read
+# by the OGC jobs page (airflow_provider_ogc.plugins.jobs) on the api-server.
+XCOM_OGC_JOB = "ogc_job"
 DEFAULT_MAX_RESULT_BYTES = 512 * 1024
 
 
@@ -213,6 +216,16 @@ class ExecuteProcessOperator(BaseOperator):
         ti = context["ti"]
         ti.xcom_push(key=XCOM_JOB_ID, value=job["job_id"])
         ti.xcom_push(key=XCOM_JOB_URL, value=job["job_url"])
+        # For the OGC jobs page (airflow_provider_ogc.plugins): the connection ids are not in the
+        # serialized DAG, and the api-server reads the job's status and results through them.
+        ti.xcom_push(
+            key=XCOM_OGC_JOB,
+            value={
+                "process_id": self.process_id,
+                "ogc_conn_id": self.ogc_conn_id,
+                "aws_conn_id": self.aws_conn_id,
+            },
+        )
 
     def _trigger(self, context: Context, job: dict[str, Any]) -> Any:
         from airflow_provider_ogc.triggers.ogc_processes import OGCJobTrigger

@@ -11,6 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_ogc._compat import AirflowFailException, AirflowSensorTimeout
 from airflow_provider_ogc.exceptions import describe_failure, fail_permanent_errors
 from airflow_provider_ogc.links.ogc_processes import XCOM_JOB_URL, OGCJobLink, OGCJobResultsLink
+from airflow_provider_ogc.operators.ogc_processes import XCOM_OGC_JOB
 from airflow_provider_ogc.polling import DEFAULT_MAX_POLL_INTERVAL, task_poll_intervals
 
 if TYPE_CHECKING:
@@ -79,6 +80,11 @@ class JobStatusSensor(BaseSensorOperator):
         with fail_permanent_errors(self.hook, job_id=self.job_id):
             info = self.hook.get_job_status(self.job_id)
         context["ti"].xcom_push(key=XCOM_JOB_URL, value=info.job_url)
+        # For the OGC jobs page (airflow_provider_ogc.plugins): the job and the connection to read it with.
+        context["ti"].xcom_push(
+            key=XCOM_OGC_JOB,
+            value={"job_id": self.job_id, "process_id": info.process_id, "ogc_conn_id": self.ogc_conn_id},
+        )
         self.log.info(info.describe())
         if info.status in (JobStatus.FAILED, JobStatus.DISMISSED):
             self._fail(JobEvent.ended(info))
