@@ -32,7 +32,8 @@ pytestmark = pytest.mark.system
 REPO = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(sys.executable).parent
 DAGS = Path(__file__).parent / "ui_dags"
-WATER, SECRET, TASK = "ogc_ui_water", "ogc_ui_secret", "detect_water_bodies"
+WATER, SECRET, FAILING, TASK = "ogc_ui_water", "ogc_ui_secret", "ogc_ui_failing", "detect_water_bodies"
+EXPECTED = {WATER: "success", SECRET: "success", FAILING: "failed"}
 
 
 class Airflow:
@@ -99,7 +100,7 @@ def runs(airflow: Airflow) -> dict[str, Any]:
     stack = airflow.stack
     run_ids: dict[str, str] = {}
     seen: list[dict[str, Any]] = []
-    for dag_id in (WATER, SECRET):
+    for dag_id in (WATER, SECRET, FAILING):
         stack.unpause(dag_id)
         run_ids[dag_id] = run_id = stack.trigger_dag(dag_id)
         deadline = time.monotonic() + 180
@@ -111,7 +112,7 @@ def runs(airflow: Airflow) -> dict[str, Any]:
             if state in ("success", "failed"):
                 break
             time.sleep(0.5)
-        assert state == "success", f"{dag_id}: {state}\n{stack.logs_tail()}"
+        assert state == EXPECTED[dag_id], f"{dag_id}: {state}\n{stack.logs_tail()}"
     return {"run_ids": run_ids, "seen": seen}
 
 
@@ -159,11 +160,11 @@ def test_the_jobs_list_shows_the_finished_job(airflow: Airflow, runs: dict[str, 
     quoted = urllib.parse.quote(run_id, safe="")
     assert job["ui"]["task"] == f"dags/{WATER}/runs/{quoted}/tasks/{TASK}"
     assert job["ui"]["run"] == f"dags/{WATER}/runs/{quoted}" and job["ui"]["dag"] == f"dags/{WATER}"
-    assert set(data["dag_ids"]) == {WATER, SECRET} and "water-bodies" in data["process_ids"]
+    assert set(data["dag_ids"]) == {WATER, SECRET, FAILING} and "water-bodies" in data["process_ids"]
     # Filters
     assert {j["dag_id"] for j in airflow.json("/ogc/api/jobs", dag_id=SECRET)["jobs"]} == {SECRET}
-    assert airflow.json("/ogc/api/jobs", status="failed")["jobs"] == []
-    assert len(airflow.json("/ogc/api/jobs", process_id="water-bodies")["jobs"]) == 2
+    assert [j["dag_id"] for j in airflow.json("/ogc/api/jobs", status="failed")["jobs"]] == [FAILING]
+    assert len(airflow.json("/ogc/api/jobs", process_id="water-bodies")["jobs"]) == 3
     assert airflow.json("/ogc/api/jobs", process_id="nope")["jobs"] == []
     # Seen while it ran: its progress, read from pygeoapi through the task's connection.
     progresses = [j["progress"] for j in runs["seen"] if j["status"] in ("running", "accepted")]
@@ -227,7 +228,7 @@ def test_a_jobs_detail_has_its_items_and_quicklooks(
 
 def test_a_dag_the_user_may_not_read_is_hidden_and_403(airflow: Airflow, runs: dict[str, Any]) -> None:
     listed = airflow.json("/ogc/api/jobs", user="restricted")
-    assert {j["dag_id"] for j in listed["jobs"]} == {WATER} and listed["dag_ids"] == [WATER]
+    assert {j["dag_id"] for j in listed["jobs"]} == {WATER, FAILING} and SECRET not in listed["dag_ids"]
     assert airflow.json("/ogc/api/jobs", user="restricted", dag_id=SECRET)["jobs"] == []
     secret = job_path(SECRET, runs["run_ids"][SECRET])
     for path in (secret, secret + "/quicklook/0.png"):
@@ -240,3 +241,17 @@ def test_a_dag_the_user_may_not_read_is_hidden_and_403(airflow: Airflow, runs: d
 def test_a_task_that_is_no_ogc_job_is_404(airflow: Airflow, runs: dict[str, Any]) -> None:
     status, _, _ = airflow.get(job_path(WATER, "no-such-run"))
     assert status == 404
+
+
+def test_a_failed_job_shows_the_servers_message_and_the_task_log(
+    airflow: Airflow, runs: dict[str, Any]
+) -> None:
+    run_id = runs["run_ids"][FAILING]
+    detail = airflow.json(job_path(FAILING, run_id))
+    assert detail["status"] == "failed" and detail["status_source"] == "server"
+    assert "NO_SUCH_SCENE" in detail["failure"]["message"]
+    quoted = urllib.parse.quote(run_id, safe="")
+    assert detail["failure"]["log"] == f"dags/{FAILING}/runs/{quoted}/tasks/{TASK}?try_number=1"
+    assert detail["items"] == [] and detail["item_count"] == 0
+    listed = airflow.json("/ogc/api/jobs", dag_id=FAILING)["jobs"]
+    assert listed[0]["status"] == "failed" and "NO_SUCH_SCENE" in listed[0]["message"]

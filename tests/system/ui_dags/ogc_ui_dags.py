@@ -24,3 +24,16 @@ for dag_id in ("ogc_ui_water", "ogc_ui_secret"):
             poll_interval=0.5,
             max_poll_interval=1,
         )
+
+# A job that fails on the server: its only scene does not exist in the STAC API.
+STAC_API = os.environ.get("OGC_DEV_STAC_API_URL") or "http://127.0.0.1:9"
+with DAG("ogc_ui_failing", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    ExecuteProcessOperator(
+        task_id="detect_water_bodies",
+        process_id="water-bodies",
+        inputs={**INPUTS, "stac_items": [f"{STAC_API}/collections/landsat-c2-l2/items/NO_SUCH_SCENE"]},
+        aws_conn_id="aws_default",
+        poll_interval=0.5,
+        max_poll_interval=1,
+        retries=0,
+    )
