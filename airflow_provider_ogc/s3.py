@@ -18,9 +18,41 @@ from urllib.parse import urlsplit
 from airflow_provider_ogc.exceptions import OGCConnectionConfigError, S3LocationError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pystac
 
-__all__ = ["S3Reader", "split_s3_url"]
+__all__ = ["S3Reader", "client_options", "split_s3_url"]
+
+
+def client_options(conn: Any) -> dict[str, Any]:
+    """
+    boto3 client options from an ``aws`` connection: the access key pair in Login/Password,
+    ``aws_session_token``, ``endpoint_url`` (or ``service_config.s3.endpoint_url``), ``region_name``
+    and ``verify`` in the extras.
+    """
+    options: dict[str, Any] = {}
+    extra = conn.extra_dejson or {}
+    if conn.login:
+        options["aws_access_key_id"] = conn.login
+        options["aws_secret_access_key"] = conn.password
+    if extra.get("aws_session_token"):
+        options["aws_session_token"] = extra["aws_session_token"]
+    endpoint = extra.get("endpoint_url") or ((extra.get("service_config") or {}).get("s3") or {}).get(
+        "endpoint_url"
+    )
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    if extra.get("region_name"):
+        options["region_name"] = extra["region_name"]
+    if "verify" in extra:
+        from airflow_provider_ogc.hooks._http import tls_verify_option
+
+        try:
+            options["verify"] = tls_verify_option(extra["verify"])
+        except ValueError as err:
+            raise OGCConnectionConfigError(f"The aws connection's {err}") from None
+    return options
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -36,10 +68,22 @@ class S3Reader:
     A small boto3 client for what downstream tasks read from job results.
 
     :param aws_conn_id: an Airflow connection of type ``aws``; ``None`` uses boto3's defaults.
+    :param get_connection: how to read the connection; by default the Task SDK's lookup (tasks and
+        hooks). The api-server passes the core model's lookup, which reads the metadata database on
+        every Airflow version.
+    :param max_attempts: boto3's attempts per request (its "standard" retry mode).
     """
 
-    def __init__(self, aws_conn_id: str | None = "aws_default") -> None:
+    def __init__(
+        self,
+        aws_conn_id: str | None = "aws_default",
+        *,
+        get_connection: Callable[[str], Any] | None = None,
+        max_attempts: int = 5,
+    ) -> None:
         self.aws_conn_id = aws_conn_id
+        self._get_connection = get_connection
+        self.max_attempts = max_attempts
 
     @cached_property
     def client(self) -> Any:
@@ -48,30 +92,14 @@ class S3Reader:
 
         options: dict[str, Any] = {}
         if self.aws_conn_id:
-            from airflow.sdk import BaseHook
+            if self._get_connection is None:
+                from airflow.sdk import BaseHook
 
-            conn = BaseHook.get_connection(self.aws_conn_id)
-            extra = conn.extra_dejson or {}
-            if conn.login:
-                options["aws_access_key_id"] = conn.login
-                options["aws_secret_access_key"] = conn.password
-            if extra.get("aws_session_token"):
-                options["aws_session_token"] = extra["aws_session_token"]
-            endpoint = extra.get("endpoint_url") or (extra.get("service_config", {}).get("s3", {}) or {}).get(
-                "endpoint_url"
-            )
-            if endpoint:
-                options["endpoint_url"] = endpoint
-            if extra.get("region_name"):
-                options["region_name"] = extra["region_name"]
-            if "verify" in extra:
-                from airflow_provider_ogc.hooks._http import tls_verify_option
-
-                try:
-                    options["verify"] = tls_verify_option(extra["verify"])
-                except ValueError as err:
-                    raise OGCConnectionConfigError(f"The aws connection's {err}") from None
-        return boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}), **options)
+                options = client_options(BaseHook.get_connection(self.aws_conn_id))
+            else:
+                options = client_options(self._get_connection(self.aws_conn_id))
+        retries = {"max_attempts": self.max_attempts, "mode": "standard"}
+        return boto3.client("s3", config=Config(retries=retries), **options)
 
     def read_bytes(self, url: str) -> bytes:
         """The whole object at ``url``."""

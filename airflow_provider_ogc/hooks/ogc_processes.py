@@ -113,6 +113,13 @@ class OGCProcessesHook(BaseHook):
         self._settings: ConnectionSettings | None = None
         self._client: httpx.Client | None = None
 
+    @classmethod
+    def from_connection(cls, conn: Any) -> OGCProcessesHook:
+        """A hook on a connection already read (the api-server reads them its own way)."""
+        hook = cls(ogc_conn_id=conn.conn_id)
+        hook._settings = load_settings(conn)
+        return hook
+
     # ------------------------------------------------------------------ connection
 
     @property

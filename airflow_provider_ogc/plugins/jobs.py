@@ -216,61 +216,17 @@ def server_connection(conn_id: str) -> Any:
 
 async def server_hook(conn_id: str) -> OGCProcessesHook:
     """The provider's hook on the task's connection, its settings read in a thread."""
-    from airflow_provider_ogc.hooks._http import load_settings
     from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
 
     conn = await asyncio.to_thread(server_connection, conn_id)
-    hook = OGCProcessesHook(ogc_conn_id=conn_id)
-    hook._settings = load_settings(conn)
-    return hook
+    return OGCProcessesHook.from_connection(conn)
 
 
 def server_s3_reader(aws_conn_id: str | None) -> S3Reader:
     """An :class:`~airflow_provider_ogc.s3.S3Reader` on the ``aws`` connection the api-server can read."""
     from airflow_provider_ogc.s3 import S3Reader
 
-    class _ServerS3Reader(S3Reader):
-        @property
-        def client(self) -> Any:
-            cached = self.__dict__.get("_server_client")
-            if cached is None:
-                cached = self.__dict__["_server_client"] = _s3_client(self.aws_conn_id)
-            return cached
-
-    return _ServerS3Reader(aws_conn_id)
-
-
-def _s3_client(aws_conn_id: str | None) -> Any:
-    # S3Reader.client's rules (access key pair in Login/Password; endpoint_url, region_name, verify and
-    # aws_session_token in the extras), fed with the connection the api-server can read.
-    import boto3
-    from botocore.config import Config
-
-    from airflow_provider_ogc.exceptions import OGCConnectionConfigError
-    from airflow_provider_ogc.hooks._http import tls_verify_option
-
-    options: dict[str, Any] = {}
-    if aws_conn_id:
-        conn = server_connection(aws_conn_id)
-        extra = conn.extra_dejson or {}
-        if conn.login:
-            options["aws_access_key_id"] = conn.login
-            options["aws_secret_access_key"] = conn.password
-        if extra.get("aws_session_token"):
-            options["aws_session_token"] = extra["aws_session_token"]
-        endpoint = extra.get("endpoint_url") or ((extra.get("service_config") or {}).get("s3") or {}).get(
-            "endpoint_url"
-        )
-        if endpoint:
-            options["endpoint_url"] = endpoint
-        if extra.get("region_name"):
-            options["region_name"] = extra["region_name"]
-        if "verify" in extra:
-            try:
-                options["verify"] = tls_verify_option(extra["verify"])
-            except ValueError as err:
-                raise OGCConnectionConfigError(f"The aws connection's {err}") from None
-    return boto3.client("s3", config=Config(retries={"max_attempts": 2, "mode": "standard"}), **options)
+    return S3Reader(aws_conn_id, get_connection=server_connection, max_attempts=2)
 
 
 # ---------------------------------------------------------------------- live status (async)
