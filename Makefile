@@ -15,7 +15,8 @@ WRAPTILE_VERSION ?= 0.3.0
 # of its own time: 3.12.3 is what Airflow 3.1.0's constraints pin; 3.26.0 is current for 3.3.
 CELERY_PROVIDER_VERSION ?= 3.26.0
 CELERY_PROVIDER_FLOOR ?= 3.12.3
-# The [openlineage] extra: current in the main venv; the floor venv gets its declared floor (lowest-direct).
+# The [openlineage] and [ui] extras: current in the main venv; the floor venv gets their declared floors
+# (lowest-direct, so rasterio 1.4.0 serves the jobs page's quick-looks there).
 OPENLINEAGE_PROVIDER_VERSION ?= 2.20.3
 PSYCOPG2_VERSION ?= 2.9.11
 ASYNCPG_VERSION ?= 0.31.0
@@ -68,7 +69,7 @@ check: lint test-main
 $(VENV)/.stamp: pyproject.toml Makefile dev/requirements-demo.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Python >= 3.10 needed"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[dev,openlineage]" "apache-airflow==$(AIRFLOW_VERSION)" \
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[dev,openlineage,ui]" "apache-airflow==$(AIRFLOW_VERSION)" \
 		"apache-airflow-providers-openlineage==$(OPENLINEAGE_PROVIDER_VERSION)" \
 		"apache-airflow-providers-celery==$(CELERY_PROVIDER_VERSION)" "psycopg2-binary==$(PSYCOPG2_VERSION)" "asyncpg==$(ASYNCPG_VERSION)" "celery[redis]==$(CELERY_VERSION)" \
 		-r dev/requirements-demo.txt $(QUIET_PIP)
@@ -87,7 +88,7 @@ $(VENV_FLOOR)/.stamp: pyproject.toml Makefile .ci/constraints-airflow-floor.txt 
 	rm -rf $(VENV_FLOOR)
 	$(PYTHON) -m venv $(VENV_FLOOR)
 	$(UV) pip install --quiet --python $(VENV_FLOOR)/bin/python --exclude-newer $(AIRFLOW_FLOOR_DATE) \
-		--resolution lowest-direct -c .ci/constraints-airflow-floor.txt -e ".[openlineage]" "apache-airflow==$(AIRFLOW_FLOOR)"
+		--resolution lowest-direct -c .ci/constraints-airflow-floor.txt -e ".[openlineage,ui]" "apache-airflow==$(AIRFLOW_FLOOR)"
 	$(UV) pip freeze --quiet --python $(VENV_FLOOR)/bin/python --exclude-editable > $(VENV_FLOOR)/runtime-pins.txt
 	$(UV) pip install --quiet --python $(VENV_FLOOR)/bin/python -c $(VENV_FLOOR)/runtime-pins.txt \
 		-e ".[test]" -r dev/requirements-demo.txt "apache-airflow-providers-celery==$(CELERY_PROVIDER_FLOOR)" \

@@ -19,7 +19,7 @@ from packaging.version import Version
 
 PROVIDER = "airflow-provider-ogc"
 # The extras the Makefile installs in the floor venv with the runtime dependencies (lowest-direct).
-EXTRAS = ["openlineage"]
+EXTRAS = ["openlineage", "ui"]
 # Not ours, but what decides whether Airflow 3.1.0 itself works: shown so logs can be compared.
 ALSO_SHOWN = ["httpcore", "botocore", "tenacity", "structlog", "fastapi", "starlette", "cadwyn", "pydantic"]
 
