@@ -26,7 +26,7 @@ import urllib.parse
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -200,10 +200,10 @@ def test_a_running_job_rises_to_100_and_its_results_are_on_the_map(
     seen: list[dict[str, Any]] = []
     rising: list[int] = []
 
-    def finished(d: WebDriver) -> dict[str, Any] | None:
-        row = d.execute_script(_ROW, key)
+    def finished(d: WebDriver) -> dict[str, Any] | Literal[False]:
+        row: dict[str, Any] | None = d.execute_script(_ROW, key)
         if not row:
-            return None
+            return False
         if not seen or seen[-1] != row:
             seen.append(row)
         if row["status"] in ("running", "accepted") and row["now"] is not None:
@@ -213,7 +213,7 @@ def test_a_running_job_rises_to_100_and_its_results_are_on_the_map(
                 rising.append(now)
                 if len(rising) == 2:
                     ui.screenshot("ogc-jobs-running.png")
-        return row if row["status"] not in ("running", "accepted", "queued", None) else None
+        return row if row["status"] not in ("running", "accepted", "queued", None) else False
 
     started = time.monotonic()
     final = ui.wait(f"job {key} to finish in the list", finished, RUN_TIMEOUT)
@@ -273,7 +273,7 @@ def test_a_running_job_rises_to_100_and_its_results_are_on_the_map(
 def wait_for_results(ui: UI, key: str, count: int) -> dict[str, Any]:
     """The job view once it shows ``key`` with ``count`` items whose quick-looks have all loaded."""
 
-    def ready(d: WebDriver) -> dict[str, Any] | None:
+    def ready(d: WebDriver) -> dict[str, Any] | Literal[False]:
         view: dict[str, Any] = d.execute_script(_JOB_VIEW)
         if view["error"] or view["quicklookErrors"]:
             raise AssertionError(f"the job view shows an error: {view}")
@@ -285,7 +285,7 @@ def wait_for_results(ui: UI, key: str, count: int) -> dict[str, Any]:
             and all(q["loaded"] for q in view["quicklooks"])
             and len(view["overlays"]) == count
         )
-        return view if done else None
+        return view if done else False
 
     return ui.wait(f"job {key} with {count} items and their quick-looks", ready)
 
