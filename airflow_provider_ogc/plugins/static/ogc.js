@@ -250,7 +250,7 @@
 
   function ensureMap() {
     if (state.map || typeof L === "undefined") return state.map;
-    var map = L.map("ogc-map", { worldCopyJump: true, attributionControl: true }).setView([20, 0], 2);
+    var map = L.map("ogc-map", { worldCopyJump: true, attributionControl: true, zoomSnap: 0.25 }).setView([20, 0], 2);
     var tiles = L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
       maxZoom: 19,
       attribution: "&copy; OpenStreetMap contributors",
