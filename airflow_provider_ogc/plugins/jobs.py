@@ -222,6 +222,13 @@ async def server_hook(conn_id: str) -> OGCProcessesHook:
     return OGCProcessesHook.from_connection(conn)
 
 
+def server_sync_hook(conn_id: str) -> OGCProcessesHook:
+    """The provider's hook on the task's connection, for the result reads that run in threads."""
+    from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
+
+    return OGCProcessesHook.from_connection(server_connection(conn_id))
+
+
 def server_s3_reader(aws_conn_id: str | None) -> S3Reader:
     """An :class:`~airflow_provider_ogc.s3.S3Reader` on the ``aws`` connection the api-server can read."""
     from airflow_provider_ogc.s3 import S3Reader
@@ -435,11 +442,7 @@ def load_items(row: JobRow) -> tuple[list[dict[str, Any]], list[str]]:
         return [], []
     hook = None
     if any(h.startswith(("http://", "https://")) for h in hrefs):
-        from airflow_provider_ogc.hooks._http import load_settings
-        from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
-
-        hook = OGCProcessesHook(ogc_conn_id=row.ogc_conn_id)
-        hook._settings = load_settings(server_connection(row.ogc_conn_id))
+        hook = server_sync_hook(row.ogc_conn_id)
     items: list[dict[str, Any]] = []
     errors: list[str] = []
     try:
@@ -481,11 +484,7 @@ def item_data_href(row: JobRow, index: int) -> str:
     hook = None
     href = hrefs[index]
     if href.startswith(("http://", "https://")):
-        from airflow_provider_ogc.hooks._http import load_settings
-        from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
-
-        hook = OGCProcessesHook(ogc_conn_id=row.ogc_conn_id)
-        hook._settings = load_settings(server_connection(row.ogc_conn_id))
+        hook = server_sync_hook(row.ogc_conn_id)
     try:
         item = read_item(row, href, hook)
     finally:
@@ -509,11 +508,7 @@ def read_data(row: JobRow, href: str, max_bytes: int) -> bytes:
             raise ValueError(f"{href} is {size} bytes, more than the quick-look limit of {max_bytes}")
         return reader.read_bytes(href)
     if href.startswith(("http://", "https://")):
-        from airflow_provider_ogc.hooks._http import load_settings
-        from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook
-
-        hook = OGCProcessesHook(ogc_conn_id=row.ogc_conn_id)
-        hook._settings = load_settings(server_connection(row.ogc_conn_id))
+        hook = server_sync_hook(row.ogc_conn_id)
         try:
             response = hook.request("GET", href, accept="image/tiff, */*")
         finally:
