@@ -1,7 +1,7 @@
 """The Airflow UI's "OGC jobs" page: an Airflow plugin registered with the ``airflow.plugins`` entry point.
 
 The api-server mounts a FastAPI app at ``/ogc`` (the page, its JSON API and the quick-looks) and the
-UI shows it as an iframe ``external_view`` twice: "OGC jobs" in the navigation, and "OGC job" on the
+UI shows it as an iframe ``external_view`` twice: "OGC jobs" in the navigation, and "OGC job page" on the
 task-instance view of any task (it opens that task's job). Every component loads plugins, so this
 module stays cheap to import: the FastAPI app is built on the first request it receives, in the
 api-server only (see :class:`LazyOGCApp`).
@@ -56,7 +56,7 @@ class OGCProcessesPlugin(AirflowPlugin):
         {
             # The UI replaces the placeholders (3.3 URL-encodes them, 3.1 does not; {MAP_INDEX} stays
             # as it is for an unmapped task): the page reads them from the fragment.
-            "name": "OGC job",
+            "name": "OGC job page",
             "href": f"{URL_PREFIX}/#job/{{DAG_ID}}/{{RUN_ID}}/{{TASK_ID}}/{{MAP_INDEX}}",
             "destination": "task_instance",
             "url_route": "ogc-job",

@@ -128,8 +128,8 @@ def test_the_api_server_loads_the_plugin_and_serves_the_page(airflow: Airflow) -
     assert [a["url_prefix"] for a in ours["fastapi_apps"]] == ["/ogc"]
     views = {v["name"]: v for v in ours["external_views"]}
     assert views["OGC jobs"]["destination"] == "nav" and views["OGC jobs"]["href"] == "/ogc/"
-    assert views["OGC job"]["destination"] == "task_instance"
-    assert "{DAG_ID}" in views["OGC job"]["href"] and "{RUN_ID}" in views["OGC job"]["href"]
+    assert views["OGC job page"]["destination"] == "task_instance"
+    assert "{DAG_ID}" in views["OGC job page"]["href"] and "{RUN_ID}" in views["OGC job page"]["href"]
 
     # The page and its static files hold no data: no session needed.
     status, headers, body = airflow.get("/ogc/", user=None)

@@ -9,7 +9,7 @@ Airflow's own login page, with passwords the test writes into SimpleAuthManager'
 
 Everything asserted is read from the DOM in headless Chromium: the "OGC jobs" entry of Airflow's
 navigation (the page in an iframe at ``/plugin/ogc-jobs``), the job's progress rising while it runs,
-its results on the map and as quick-looks, the task instance's "OGC job" tab, and what the page shows
+its results on the map and as quick-looks, the task instance's "OGC job page" tab, and what the page shows
 a user who may not read the DAG. Screenshots go to ``.artifacts/ui/airflow-<version>/`` (or
 ``$OGC_TEST_ARTIFACTS``); with ``OGC_TEST_UPDATE_DOCS=1`` the job's map, downscaled, also replaces
 ``docs/ogc-jobs-page.png`` (the README's picture).
@@ -258,15 +258,17 @@ def test_a_running_job_rises_to_100_and_its_results_are_on_the_map(
         DOCS_PICTURE.parent.mkdir(exist_ok=True)
         DOCS_PICTURE.write_bytes(small.read_bytes())
 
-    # 3. The task instance's "OGC job" tab shows the same job ({RUN_ID}, {MAP_INDEX} filled in by the UI).
+    # 3. The task instance's "OGC job page" tab shows the same job ({RUN_ID}, {MAP_INDEX} filled in by the UI).
     browser.switch_to.default_content()
     quoted = urllib.parse.quote(run_id, safe="")
     browser.get(f"{airflow.api_url}/dags/{DAG_ID}/runs/{quoted}/tasks/{TASK_ID}/plugin/ogc-job")
-    browser.switch_to.frame(ui.element("//iframe[contains(@src, '/ogc/')]", "the 'OGC job' tab's iframe"))
+    browser.switch_to.frame(
+        ui.element("//iframe[contains(@src, '/ogc/')]", "the 'OGC job page' tab's iframe")
+    )
     tab = wait_for_results(ui, key, len(expected_ids))
     assert sorted(tab["items"]) == expected_ids and tab["status"] == "successful", tab
     browser.switch_to.default_content()
-    ui.element(f"//a[contains(@href, '/tasks/{TASK_ID}/plugin/ogc-job')]", "the 'OGC job' tab")
+    ui.element(f"//a[contains(@href, '/tasks/{TASK_ID}/plugin/ogc-job')]", "the 'OGC job page' tab")
     ui.screenshot("ogc-job-tab.png")
 
 
