@@ -169,7 +169,7 @@ def test_aoi_window_of_a_lonlat_box_covers_its_reprojection() -> None:
         [np.full(50, miny), miny + (maxy - miny) * t, np.full(50, maxy), maxy - (maxy - miny) * t]
     )
     xs, ys = transform("EPSG:4326", "EPSG:32610", lons.tolist(), lats.tolist())
-    cols, rows = ~GRID @ (np.array(xs), np.array(ys))
+    cols, rows = ~GRID * (np.array(xs), np.array(ys))
     in_scene = (cols >= 0) & (cols <= 600) & (rows >= 0) & (rows <= 600)
     assert in_scene.any()
     assert (cols[in_scene] >= win.col_off - 1e-6).all() and (
@@ -202,7 +202,7 @@ def test_iou() -> None:
 def test_truth_is_the_same_on_a_crop_of_the_grid() -> None:
     sc = scenes.scene("LC08_L2SP_044032_20231208_02_T1")
     full = truth.water_mask(sc.id, Affine(*sc.transform), sc.shape)
-    crop_transform = Affine(*sc.transform) @ Affine.translation(100, 200)
+    crop_transform = Affine(*sc.transform) * Affine.translation(100, 200)
     crop = truth.water_mask(sc.id, crop_transform, (300, 400))
     np.testing.assert_array_equal(crop, full[200:500, 100:500])
     # proj:transform-style (9 numbers) works too
@@ -218,8 +218,8 @@ def test_truth_excludes_nodata_of_either_band() -> None:
     assert not (water & ~valid).any()
     # The green dropout sits in the big lake: water around it, none inside.
     minx, miny, maxx, maxy = sc.green_dropouts[0]
-    c0, r0 = (int(v) for v in ~grid @ (minx, maxy))
-    c1, r1 = (int(v) for v in ~grid @ (maxx, miny))
+    c0, r0 = (int(v) for v in ~grid * (minx, maxy))
+    c1, r1 = (int(v) for v in ~grid * (maxx, miny))
     assert not water[r0:r1, c0:c1].any() and water[r0 - 3, c0:c1].all()
 
 
