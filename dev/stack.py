@@ -136,6 +136,18 @@ class Stack:
             },
         }
 
+    def s3_client(self) -> Any:
+        """A boto3 S3 client on this stack's moto server, with its credentials."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id=self.aws_access_key_id,
+            aws_secret_access_key=self.aws_secret_access_key,
+            region_name=self.region_name,
+        )
+
     def env(self) -> dict[str, str]:
         """Environment for clients (Airflow, boto3, the AWS CLI) of this stack."""
         env = {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(c) for cid, c in self.airflow_connections().items()}

@@ -427,7 +427,7 @@ def test_stopping_the_server_stops_its_jobs(tmp_path: Path, wraptile_bin: Path) 
 
 
 def test_water_bodies_package_end_to_end(dev_stack: Any, tmp_path: Path, wraptile_bin: Path) -> None:
-    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("boto3")
     rasterio_io = pytest.importorskip("rasterio.io")
     from airflow_provider_ogc.stac import extract_stac
     from dev import truth
@@ -456,13 +456,7 @@ def test_water_bodies_package_end_to_end(dev_stack: Any, tmp_path: Path, wraptil
     assert stac is not None and len(stac.item_hrefs) == len(inputs["stac_items"]) == 2
     assert all(href.startswith(f"s3://results/{job_id}/") for href in stac.item_hrefs)
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=dev_stack.s3_endpoint,
-        aws_access_key_id=dev_stack.aws_access_key_id,
-        aws_secret_access_key=dev_stack.aws_secret_access_key,
-        region_name=dev_stack.region_name,
-    )
+    s3 = dev_stack.s3_client()
     s3.head_object(Bucket="results", Key=f"{job_id}/catalog.json")
     for feature in collection["features"]:
         href = feature["assets"]["data"]["href"]

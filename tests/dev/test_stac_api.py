@@ -228,16 +228,9 @@ def test_water_bodies_on_an_item_found_by_a_search(dev_stack: Any, hook_for: Any
         and result["properties"]["datetime"] == feature["properties"]["datetime"]
     )
 
-    import boto3
     from rasterio.io import MemoryFile
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=dev_stack.s3_endpoint,
-        aws_access_key_id=dev_stack.aws_access_key_id,
-        aws_secret_access_key=dev_stack.aws_secret_access_key,
-        region_name=dev_stack.region_name,
-    )
+    s3 = dev_stack.s3_client()
     bucket, key = result["assets"]["data"]["href"].removeprefix("s3://").split("/", 1)
     with MemoryFile(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) as mem, mem.open() as src:
         mask, transform = src.read(1), src.transform

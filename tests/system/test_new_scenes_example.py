@@ -140,16 +140,9 @@ def explain(stack: AirflowStack, run_id: str) -> str:
 
 
 def read_s3_json(dev_stack: Any, href: str) -> dict[str, Any]:
-    import boto3
 
     bucket, key = href.removeprefix("s3://").split("/", 1)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=dev_stack.s3_endpoint,
-        aws_access_key_id=dev_stack.aws_access_key_id,
-        aws_secret_access_key=dev_stack.aws_secret_access_key,
-        region_name=dev_stack.region_name,
-    )
+    s3 = dev_stack.s3_client()
     body: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     return body
 

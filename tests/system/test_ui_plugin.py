@@ -197,17 +197,10 @@ def test_a_jobs_detail_has_its_items_and_quicklooks(
         assert item["properties"]["proj:shape"]
     assert detail["quicklooks"]["available"] is True and detail["quicklooks"]["max_size"] == 512
 
-    import boto3
     import rasterio
     from rasterio.io import MemoryFile
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=dev_stack.s3_endpoint,
-        aws_access_key_id=dev_stack.aws_access_key_id,
-        aws_secret_access_key=dev_stack.aws_secret_access_key,
-        region_name=dev_stack.region_name,
-    )
+    s3 = dev_stack.s3_client()
     for item in items:
         status, headers, png = airflow.get(job_path(WATER, runs["run_ids"][WATER]) + "/" + item["quicklook"])
         assert status == 200, png[:300]
