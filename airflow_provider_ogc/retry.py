@@ -16,6 +16,10 @@ module, so a failure is treated the same wherever it happens:
   server is checked first (:attr:`Action.RECONCILE`, see :mod:`airflow_provider_ogc.submission`).
 
 Waits grow exponentially with up to a second of jitter and honour ``Retry-After``.
+
+The sync side's transport errors are httpx's, the async side's (the triggers' polls) aiohttp's;
+both are sorted into the same three kinds (:data:`AIOHTTP_NOT_SENT_ERRORS` and the tuples beside it
+say how aiohttp's map onto httpx's).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import aiohttp
 import httpx
 
 from airflow_provider_ogc.exceptions import (
@@ -53,6 +58,64 @@ AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
 NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Transport errors of a request the client could not form: nothing was sent, nothing will change.
 UNSENDABLE_ERRORS: tuple[type[Exception], ...] = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+
+# aiohttp's exceptions, by aiohttp's hierarchy (aiohttp.client_exceptions), checked in this order:
+#
+# Permanent: sending again meets the same.
+#   ClientConnectorCertificateError  the certificate check failed (also caught by is_certificate_error)
+#   ServerFingerprintMismatch        a pinned certificate did not match (the hook pins none)
+#   InvalidURL and its subclasses,   a URL that is not a URL, or not http(s):
+#   NonHttpUrlClientError,           httpx's InvalidURL / UnsupportedProtocol
+#   RedirectClientError              (aiohttp's own redirects, which the hook never asks for)
+#   ContentTypeError                 response.json() on a non-JSON type (the hook decodes itself)
+#   TooManyRedirects                 aiohttp's own redirects again
+#   WSServerHandshakeError           websockets (unused)
+#   ClientError and anything else    an error this table does not know: not a network blip
+# Not acted on: no byte of the request left.
+#   ClientConnectorError             connect failed: refused, unreachable, DNS
+#                                    (ClientConnectorDNSError), the proxy refused the connection
+#                                    (ClientProxyConnectionError), and a TLS handshake that failed
+#                                    without a certificate verdict (ClientSSLError,
+#                                    ClientConnectorSSLError: a handshake cut short), all of which
+#                                    httpx raises as ConnectError
+#   ConnectionTimeoutError           DNS + connect + TLS exceeded connect_timeout (httpx's ConnectTimeout)
+# Ambiguous: the connection was made, the request may have been acted on.
+#   ClientConnectionError            and its subclasses not above: ClientOSError (a reset or broken
+#                                    pipe while sending or reading), ClientConnectionResetError,
+#                                    ServerDisconnectedError (closed before the whole answer),
+#                                    ServerConnectionError, ServerTimeoutError and SocketTimeoutError
+#                                    (no byte for `timeout` seconds while reading): httpx's ReadError,
+#                                    WriteError, RemoteProtocolError, ReadTimeout
+#   ClientResponseError              an answer the parser rejected (bad status line, headers: httpx's
+#                                    RemoteProtocolError); ClientHttpProxyError, the proxy's non-2xx
+#                                    to CONNECT (httpx's ProxyError, ambiguous there too)
+#   ClientPayloadError               the body broke off (truncated, bad chunking or encoding)
+#   UploadAbortedError               the body was never fully sent (aiohttp 3.14)
+#   asyncio.TimeoutError (bare)      an aiohttp timer fired mid-request
+AIOHTTP_PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    aiohttp.ClientConnectorCertificateError,
+    aiohttp.ServerFingerprintMismatch,
+    aiohttp.InvalidURL,
+    aiohttp.ContentTypeError,
+    aiohttp.TooManyRedirects,
+    aiohttp.WSServerHandshakeError,
+    *(
+        getattr(aiohttp, name)
+        for name in ("NonHttpUrlClientError", "RedirectClientError")
+        if hasattr(aiohttp, name)
+    ),
+)
+AIOHTTP_NOT_SENT_ERRORS: tuple[type[Exception], ...] = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+)
+AIOHTTP_AMBIGUOUS_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientResponseError,
+    aiohttp.ClientPayloadError,
+    asyncio.TimeoutError,
+    *(getattr(aiohttp, name) for name in ("UploadAbortedError",) if hasattr(aiohttp, name)),
+)
 # The longest ``Retry-After`` honoured between two attempts of one request.
 RETRY_AFTER_CAP = 300.0
 
@@ -102,13 +165,21 @@ def classify(error: BaseException) -> Failure:
         if status in AMBIGUOUS_STATUSES:
             return Failure.AMBIGUOUS
         return Failure.PERMANENT
-    if isinstance(error, OGCProcessesError) or not isinstance(error, httpx.TransportError):
+    if isinstance(error, OGCProcessesError):
         return Failure.PERMANENT
-    if is_certificate_error(error) or isinstance(error, UNSENDABLE_ERRORS):
+    if isinstance(error, httpx.TransportError):
+        if is_certificate_error(error) or isinstance(error, UNSENDABLE_ERRORS):
+            return Failure.PERMANENT
+        if isinstance(error, NOT_SENT_ERRORS):
+            return Failure.NOT_ACTED
+        return Failure.AMBIGUOUS
+    if is_certificate_error(error) or isinstance(error, AIOHTTP_PERMANENT_ERRORS):
         return Failure.PERMANENT
-    if isinstance(error, NOT_SENT_ERRORS):
+    if isinstance(error, AIOHTTP_NOT_SENT_ERRORS):
         return Failure.NOT_ACTED
-    return Failure.AMBIGUOUS
+    if isinstance(error, AIOHTTP_AMBIGUOUS_ERRORS):
+        return Failure.AMBIGUOUS
+    return Failure.PERMANENT
 
 
 def is_transient(error: BaseException) -> bool:

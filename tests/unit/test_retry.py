@@ -192,3 +192,103 @@ def test_provider_errors_and_others_are_permanent_for_requests(error: Exception)
     assert classify(error) is Failure.PERMANENT
     assert RetryPolicy().decide("GET", error, 1).action is FAIL
     assert not is_transient(error)
+
+
+# Every exception class aiohttp exports (the async side's transport), with what a GET and an execute
+# POST would do after it; the reasons are in airflow_provider_ogc/retry.py, beside the tuples.
+AIOHTTP_ERRORS: dict[str, tuple[Action, Action]] = {
+    # No byte of the request left: httpx's ConnectError / ConnectTimeout.
+    "ClientConnectorError": (RETRY, RETRY),
+    "ClientConnectorDNSError": (RETRY, RETRY),
+    "ClientProxyConnectionError": (RETRY, RETRY),
+    "ClientSSLError": (RETRY, RETRY),
+    "ClientConnectorSSLError": (RETRY, RETRY),  # a handshake cut short, no certificate verdict
+    "ConnectionTimeoutError": (RETRY, RETRY),
+    # The connection was made: the request may have been acted on.
+    "ClientConnectionError": (RETRY, RECONCILE),
+    "ClientOSError": (RETRY, RECONCILE),
+    "ClientConnectionResetError": (RETRY, RECONCILE),
+    "ServerConnectionError": (RETRY, RECONCILE),
+    "ServerDisconnectedError": (RETRY, RECONCILE),
+    "ServerTimeoutError": (RETRY, RECONCILE),
+    "SocketTimeoutError": (RETRY, RECONCILE),
+    "ClientResponseError": (RETRY, RECONCILE),  # an answer the parser rejected
+    "ClientHttpProxyError": (RETRY, RECONCILE),
+    "ClientPayloadError": (RETRY, RECONCILE),
+    "UploadAbortedError": (RETRY, RECONCILE),
+    # Sending again meets the same.
+    "ClientConnectorCertificateError": (FAIL, FAIL),
+    "ServerFingerprintMismatch": (FAIL, FAIL),
+    "InvalidURL": (FAIL, FAIL),
+    "InvalidUrlClientError": (FAIL, FAIL),
+    "InvalidUrlRedirectClientError": (FAIL, FAIL),
+    "NonHttpUrlClientError": (FAIL, FAIL),
+    "NonHttpUrlRedirectClientError": (FAIL, FAIL),
+    "RedirectClientError": (FAIL, FAIL),
+    "ContentTypeError": (FAIL, FAIL),
+    "TooManyRedirects": (FAIL, FAIL),
+    "WSServerHandshakeError": (FAIL, FAIL),
+    "ClientError": (FAIL, FAIL),
+    # Not request failures (websockets, multipart): never raised by a request of the hook.
+    "WebSocketError": (FAIL, FAIL),
+    "WSMessageTypeError": (FAIL, FAIL),
+    "EofStream": (FAIL, FAIL),
+    "BadContentDispositionHeader": (FAIL, FAIL),
+    "BadContentDispositionParam": (FAIL, FAIL),
+}
+
+
+def aiohttp_exception_classes() -> set[str]:
+    import aiohttp
+
+    return {
+        name
+        for name in dir(aiohttp)
+        if inspect.isclass(getattr(aiohttp, name, None)) and issubclass(getattr(aiohttp, name), Exception)
+    }
+
+
+def make_aiohttp_error(name: str) -> Exception:
+    import types
+
+    import aiohttp
+
+    cls = getattr(aiohttp, name)
+    key = types.SimpleNamespace(host="127.0.0.1", port=8443, ssl=True)
+    if issubclass(cls, aiohttp.ClientConnectorCertificateError):
+        return cls(key, ssl.SSLCertVerificationError("certificate verify failed"))
+    if issubclass(cls, aiohttp.ClientConnectorError):
+        return cls(key, ConnectionRefusedError(111, "Connect call failed"))
+    if issubclass(cls, (aiohttp.ClientResponseError, aiohttp.WSServerHandshakeError)):
+        return cls(None, (), status=400, message="Invalid response status")
+    if issubclass(cls, aiohttp.InvalidURL):
+        return cls("http://[bad")
+    if name == "ServerFingerprintMismatch":
+        return cls(b"a", b"b", "127.0.0.1", 8443)
+    if name == "WebSocketError":
+        return cls(1002, "protocol error")
+    return cls("boom")
+
+
+def test_the_table_covers_every_aiohttp_exception_class() -> None:
+    # Classes added by a later aiohttp than the floor's are in the table too; none may be missing.
+    assert aiohttp_exception_classes() - set(AIOHTTP_ERRORS) == set()
+
+
+@pytest.mark.parametrize("name", sorted(AIOHTTP_ERRORS))
+def test_each_aiohttp_error_for_get_and_for_execute(name: str) -> None:
+    if name not in aiohttp_exception_classes():
+        pytest.skip(f"this aiohttp has no {name}")
+    error = make_aiohttp_error(name)
+    policy = RetryPolicy(max_retries=3, wait_min=0.5, wait_max=4)
+    on_get, on_post = AIOHTTP_ERRORS[name]
+    assert policy.decide("GET", error, 1).action is on_get
+    assert policy.decide("POST", error, 1).action is on_post
+    assert is_transient(error) is (on_get is RETRY)
+
+
+def test_a_bare_asyncio_timeout_is_ambiguous() -> None:
+    # aiohttp's timers may raise the bare asyncio.TimeoutError mid-request.
+    import asyncio
+
+    assert classify(asyncio.TimeoutError()) is Failure.AMBIGUOUS
