@@ -1,8 +1,9 @@
 """HTTP plumbing shared by the sync and async halves of :class:`OGCProcessesHook`.
 
 Kept apart from the hook so the request/response rules (connection settings, credentials per
-origin, error parsing, redirects) are written once and used by both ``httpx.Client`` and
-``httpx.AsyncClient``. Whether to retry is :mod:`airflow_provider_ogc.retry`'s to say.
+origin, error parsing, redirects) are written once and used by both the sync side (``httpx.Client``)
+and the async side (``aiohttp.ClientSession``, whose answers come as :class:`AsyncReply`). Whether
+to retry is :mod:`airflow_provider_ogc.retry`'s to say.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import base64
 import contextlib
 import email.utils
 import json
+import os
 import re
+import ssl
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -162,6 +165,10 @@ class ConnectionSettings:
     def httpx_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout)
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """The async side's TLS context, trusting what httpx trusts for the same ``verify``."""
+        return ssl_context(self.verify)
+
     def auth(self) -> OriginBoundAuth:
         credentials: dict[str, str] = dict(self.headers)
         if self.auth_type == "basic":
@@ -216,6 +223,11 @@ class OriginBoundAuth(httpx.Auth):
     def __init__(self, origin: tuple[str, str, int | None], headers: Mapping[str, str]) -> None:
         self._origin = origin
         self._headers = dict(headers)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The credential headers (the async side adds them itself, to the same origin only)."""
+        return dict(self._headers)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if origin_of(request.url) == self._origin:
@@ -286,7 +298,123 @@ def _positive_number(
     return number
 
 
-def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -> float | None:
+def ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """
+    A TLS context with httpx's trust for ``verify`` (``httpx.create_ssl_context``, written out
+    because httpx 0.28 deprecates a CA bundle path there).
+
+    ``True``: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` from the environment, else certifi's bundle (not
+    the system store: the sync side trusts certifi's, both sides must trust the same); ``False``:
+    no verification; a path: that CA bundle file (or directory).
+    """
+    if verify is False:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class SentRequest(Protocol):
+    """What error messages say of the request: its method and URL."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def url(self) -> httpx.URL: ...
+
+
+class Reply(Protocol):
+    """What the error parsing, JSON decoding and redirects read of an answer (``httpx.Response`` or
+    :class:`AsyncReply`)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def reason_phrase(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def url(self) -> httpx.URL: ...
+
+    @property
+    def request(self) -> SentRequest: ...
+
+    def json(self) -> Any: ...
+
+
+_CHARSET = re.compile(r"(?i)charset=[\"']?([\w.:-]+)")
+
+
+class AsyncReply:
+    """
+    An answer of the async side (aiohttp), read whole: status, headers and body, plus the
+    request's method and URL (``request`` is the reply itself), as :class:`Reply` asks.
+
+    The URL stays aiohttp's (yarl) until a redirect or an error message asks for it, so a status
+    poll parses no URL of its own.
+    """
+
+    __slots__ = ("_url", "content", "headers", "method", "reason_phrase", "status_code")
+
+    def __init__(
+        self,
+        method: str,
+        url: Any,
+        status_code: int,
+        reason: str | None,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> None:
+        self.method = method
+        self._url = url
+        self.status_code = status_code
+        self.reason_phrase = reason or ""
+        self.headers = headers
+        self.content = body
+
+    @property
+    def url(self) -> httpx.URL:
+        return httpx.URL(str(self._url))
+
+    @property
+    def request(self) -> AsyncReply:
+        return self
+
+    @property
+    def text(self) -> str:
+        """The body as text: the Content-Type's charset, else UTF-8 (as httpx), bad bytes replaced."""
+        found = _CHARSET.search(self.headers.get("content-type", ""))
+        try:
+            return self.content.decode(found.group(1) if found else "utf-8", errors="replace")
+        except LookupError:
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def retry_after_seconds(response: Reply, *, now: float | None = None) -> float | None:
     """Seconds the server asked us to wait, from ``Retry-After`` (delta-seconds or HTTP date)."""
     value = response.headers.get("Retry-After")
     if not value:
@@ -309,11 +437,11 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def describe_request(response: httpx.Response) -> str:
+def describe_request(response: Reply) -> str:
     return f"{response.request.method} {response.request.url}"
 
 
-def error_from_response(response: httpx.Response) -> OGCProcessesAPIError:
+def error_from_response(response: Reply) -> OGCProcessesAPIError:
     """Turn an error response (OGC exception, RFC 7807, a server's own shape or HTML) into one error."""
     status = response.status_code
     reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
@@ -356,7 +484,7 @@ def error_from_response(response: httpx.Response) -> OGCProcessesAPIError:
     )
 
 
-def decode_json(response: httpx.Response) -> Any:
+def decode_json(response: Reply) -> Any:
     """The JSON body of a successful response, or a clear error naming what came instead."""
     if not response.content:
         return None
@@ -375,7 +503,7 @@ def decode_json(response: httpx.Response) -> Any:
         ) from None
 
 
-def redirect_target(response: httpx.Response) -> httpx.URL | None:
+def redirect_target(response: Reply) -> httpx.URL | None:
     if response.status_code not in REDIRECT_STATUSES or "location" not in response.headers:
         return None
     return response.url.join(response.headers["location"])

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
 
+import aiohttp
 import httpx
+import yarl
 from airflow.sdk import BaseHook
 
 from airflow_provider_ogc import __version__, submission
@@ -21,7 +24,9 @@ from airflow_provider_ogc.exceptions import (
 from airflow_provider_ogc.hooks._http import (
     JSON,
     MAX_REDIRECTS,
+    AsyncReply,
     ConnectionSettings,
+    Reply,
     decode_json,
     error_from_response,
     load_settings,
@@ -47,7 +52,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from os import PathLike
 
-__all__ = ["OGCProcessesHook", "aclose_shared_clients", "job_id_from_url"]
+__all__ = ["AsyncClient", "OGCProcessesHook", "aclose_shared_clients", "job_id_from_url"]
+
+R = TypeVar("R", bound=Reply)
 
 OPENAPI_ACCEPT = (
     "application/vnd.oai.openapi+json;version=3.0, application/openapi+json, application/json;q=0.9"
@@ -72,13 +79,99 @@ CAPABILITIES = {
 
 # One connection pool per (event loop, connection settings): all triggers of a triggerer
 # process that talk to the same server reuse keep-alive connections instead of reconnecting.
-_ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], httpx.AsyncClient]]
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], AsyncClient]]
 _ASYNC_CLIENTS = weakref.WeakKeyDictionary()
-# Requests in flight per shared client. Waiters queue on a semaphore rather than in httpcore's
-# pool, whose queue is rescanned against every connection on each event (O(queue x pool)):
-# with thousands of triggers that rescan, not HTTP, saturated the loop (see benchmarks/).
-_ASYNC_GATES: weakref.WeakKeyDictionary[httpx.AsyncClient, asyncio.Semaphore]
+# Requests in flight per shared client. Waiters queue on a semaphore rather than in the client's
+# pool (httpcore's queue was rescanned against every connection on each event, O(queue x pool):
+# with thousands of triggers that rescan, not HTTP, saturated the loop; see benchmarks/).
+_ASYNC_GATES: weakref.WeakKeyDictionary[AsyncClient, asyncio.Semaphore]
 _ASYNC_GATES = weakref.WeakKeyDictionary()
+# httpx's keep-alive expiry: an idle connection is not reused after this many seconds.
+KEEPALIVE_EXPIRY = 5.0
+
+
+class AsyncClient:
+    """
+    The async side's client for one server on one event loop: an ``aiohttp.ClientSession`` and
+    what the hook adds to it, with the sync side's (httpx's) behaviour.
+
+    aiohttp, not httpx, because a status poll is the triggerer's whole cost and httpx's client layer
+    alone costs more CPU per GET than aiohttp's whole request (issue 15, ``benchmarks/http_floor.py``).
+
+    * Keep-alive pool of ``max_connections`` connections (idle ones kept 5 s, as httpx does).
+    * Credentials (auth header, API key, extra headers) on requests to the connection's origin only.
+    * TLS as ``verify`` says (:meth:`ConnectionSettings.ssl_context`: httpx's trust).
+    * Timeouts: ``connect_timeout`` for DNS, connect and TLS; ``timeout`` between two reads
+      (aiohttp has no write timeout: the async side sends no bodies but a dismiss's none).
+    * Proxies from ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` less ``NO_PROXY``, read once, as
+      httpx's ``trust_env`` does; aiohttp's own ``trust_env`` stays off, for it would also read
+      ``~/.netrc`` and send its credentials to any host listed there.
+    * Cookies kept, from any host (IP addresses too), as httpx does.
+    * No redirects and no retries of its own: the hook follows redirects, the retry policy retries.
+    """
+
+    __slots__ = ("__weakref__", "_credentials", "_origin", "_proxies", "_proxy_by_origin", "session")
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        auth = settings.auth()
+        self._origin = settings.origin
+        self._credentials = auth.headers
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=settings.max_connections,
+                keepalive_timeout=KEEPALIVE_EXPIRY,
+                ssl=settings.ssl_context(),
+            ),
+            headers=_default_headers(),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=settings.connect_timeout,
+                sock_connect=settings.connect_timeout,
+                sock_read=settings.timeout,
+            ),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            trust_env=False,
+        )
+        if "_retry_connection" in getattr(aiohttp.ClientSession, "ATTRS", ()):
+            # aiohttp resends a GET or DELETE once, at once, after a reset: one retry layer only.
+            self.session._retry_connection = False
+        self._proxies = {k: v for k, v in urllib.request.getproxies_environment().items() if v}
+        self._proxy_by_origin: dict[tuple[str, str | None, int | None], str | None] = {}
+
+    @property
+    def is_closed(self) -> bool:
+        return self.session.closed
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+    def _proxy_for(self, url: yarl.URL) -> str | None:
+        key = (url.scheme, url.host, url.port)
+        if key not in self._proxy_by_origin:
+            proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+            if proxy and url.host and urllib.request.proxy_bypass_environment(url.host, self._proxies):  # type: ignore[attr-defined]
+                proxy = None
+            self._proxy_by_origin[key] = proxy
+        return self._proxy_by_origin[key]
+
+    async def send(self, method: str, url: str, kwargs: dict[str, Any]) -> AsyncReply:
+        """One request, answer read whole; ``kwargs`` as :func:`_request_kwargs` makes them."""
+        target = yarl.URL(url)
+        headers = kwargs["headers"]
+        if (target.scheme, target.host, target.port) == self._origin:
+            headers = {**headers, **self._credentials}
+        params = kwargs.get("params")
+        async with self.session.request(
+            method,
+            target,
+            headers=headers,
+            params=_query_pairs(params) if params else None,
+            data=kwargs.get("content"),
+            allow_redirects=False,
+            proxy=self._proxy_for(target) if self._proxies else None,
+        ) as response:
+            body = await response.read()
+            return AsyncReply(method, response.url, response.status, response.reason, response.headers, body)
 
 
 class OGCProcessesHook(BaseHook):
@@ -86,8 +179,9 @@ class OGCProcessesHook(BaseHook):
     Client for an OGC API - Processes server, configured by an Airflow connection.
 
     Sync methods use one pooled :class:`httpx.Client` per hook; async methods (``a*``) use an
-    :class:`httpx.AsyncClient` shared by every hook on the same event loop with the same
-    connection settings, so one triggerer process keeps one pool per server.
+    :class:`AsyncClient` (an ``aiohttp.ClientSession``, for the triggerer's CPU) shared by every hook
+    on the same event loop with the same connection settings, so one triggerer process keeps one
+    pool per server. Both sides follow the same rules (credentials, TLS, redirects, retries).
 
     GET, PUT and DELETE requests retry connection errors, timeouts, resets, 5xx and 429 with
     exponential backoff, honouring ``Retry-After``. A POST is sent again only when the server cannot
@@ -159,7 +253,7 @@ class OGCProcessesHook(BaseHook):
             )
         return self._client
 
-    async def aget_client(self) -> httpx.AsyncClient:
+    async def aget_client(self) -> AsyncClient:
         """The async client shared on this event loop by hooks with the same settings."""
         settings = await self.asettings()
         loop = asyncio.get_running_loop()
@@ -167,18 +261,7 @@ class OGCProcessesHook(BaseHook):
         key = settings.fingerprint()
         client = clients.get(key)
         if client is None or client.is_closed:
-            client = httpx.AsyncClient(
-                auth=settings.auth(),
-                headers=_default_headers(),
-                timeout=settings.httpx_timeout(),
-                verify=settings.verify,
-                follow_redirects=False,
-                # All connections stay alive: a smaller keep-alive count makes a busy pool churn.
-                limits=httpx.Limits(
-                    max_connections=settings.max_connections,
-                    max_keepalive_connections=settings.max_connections,
-                ),
-            )
+            client = AsyncClient(settings)
             clients[key] = client
             _ASYNC_GATES[client] = asyncio.Semaphore(settings.max_connections)
         return client
@@ -252,25 +335,25 @@ class OGCProcessesHook(BaseHook):
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         accept: str = JSON,
-    ) -> httpx.Response:
-        """Async variant of :meth:`request`, on the shared async client."""
+    ) -> AsyncReply:
+        """Async variant of :meth:`request`, on the shared async client (aiohttp)."""
         client = await self.aget_client()
         settings = await self.asettings()
         url = target if "://" in target else settings.url(target)
         kwargs = _request_kwargs(params, json_body, content, headers, accept)
         gate = _ASYNC_GATES[client]
 
-        async def attempt() -> httpx.Response:
+        async def attempt() -> AsyncReply:
             async with gate:  # held for one attempt only, never across a backoff sleep
                 return await self._asend_following_redirects(client, method, url, kwargs)
 
         return await settings.retry_policy().acall(method, attempt, self.log)
 
     async def _asend_following_redirects(
-        self, client: httpx.AsyncClient, method: str, url: str, kwargs: dict[str, Any]
-    ) -> httpx.Response:
+        self, client: AsyncClient, method: str, url: str, kwargs: dict[str, Any]
+    ) -> AsyncReply:
         for _ in range(MAX_REDIRECTS + 1):
-            response = await client.request(method, url, **kwargs)
+            response = await client.send(method, url, kwargs)
             self.log.debug("%s %s -> %s", method, url, response.status_code)
             target = redirect_target(response)
             if target is None:
@@ -703,7 +786,7 @@ def _request_kwargs(
 
 
 def _follow(
-    method: str, response: httpx.Response, target: httpx.URL, kwargs: dict[str, Any]
+    method: str, response: Reply, target: httpx.URL, kwargs: dict[str, Any]
 ) -> tuple[str, str, dict[str, Any]]:
     new_method = redirected_method(method, response.status_code)
     if new_method != method:
@@ -712,10 +795,20 @@ def _follow(
     return new_method, str(target), {**kwargs, "params": None}
 
 
-def _raise_for_status(response: httpx.Response) -> httpx.Response:
+def _raise_for_status(response: R) -> R:
     if response.status_code >= 400:
         raise error_from_response(response)
     return response
+
+
+def _query_pairs(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Query parameters as httpx encodes them: a list repeats its key, booleans are lower case."""
+    pairs = []
+    for key, value in params.items():
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            text = "true" if item is True else "false" if item is False else "" if item is None else str(item)
+            pairs.append((str(key), text))
+    return pairs
 
 
 def _expect_object(body: Any, what: str) -> dict[str, Any]:
