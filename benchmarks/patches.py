@@ -17,7 +17,8 @@ The shipped code (``OGCProcessesHook.aget_client`` / ``arequest``) keeps ``setti
 (default 10) connections all alive and holds an ``asyncio.Semaphore(max_connections)`` per shared
 client around one request attempt. This patch undoes both:
 
-* ``httpx.Limits`` as seen by the hook module is forced to 100 connections / 50 kept alive;
+* the hook's async client is the ``httpx.AsyncClient`` it was then (the async side is on aiohttp
+  since issue 15), with 100 connections / 50 kept alive;
 * the gate registry ``_ASYNC_GATES`` hands out a no-op async context manager instead of a semaphore.
 """
 
@@ -46,21 +47,32 @@ def _before_fix() -> None:
 
     from airflow_provider_ogc.hooks import ogc_processes
 
-    real_limits = httpx.Limits
-
-    class _Httpx:  # the hook module's view of httpx, with the pre-fix pool limits
-        def __getattr__(self, name: str) -> Any:
-            return getattr(httpx, name)
-
-        @staticmethod
-        def Limits(**_kwargs: Any) -> httpx.Limits:
-            return real_limits(
-                max_connections=BEFORE_MAX_CONNECTIONS, max_keepalive_connections=BEFORE_MAX_KEEPALIVE
+    class _HttpxClient:  # the hook's shared async client as it was before the fix
+        def __init__(self, settings: Any) -> None:
+            self.client = httpx.AsyncClient(
+                auth=settings.auth(),
+                headers=ogc_processes._default_headers(),
+                timeout=settings.httpx_timeout(),
+                verify=settings.verify,
+                follow_redirects=False,
+                limits=httpx.Limits(
+                    max_connections=BEFORE_MAX_CONNECTIONS, max_keepalive_connections=BEFORE_MAX_KEEPALIVE
+                ),
             )
 
-    if not hasattr(ogc_processes, "_ASYNC_GATES"):
-        raise RuntimeError("the hook has no _ASYNC_GATES: benchmarks/patches.py is out of date")
-    ogc_processes.httpx = _Httpx()  # type: ignore[assignment]
+        @property
+        def is_closed(self) -> bool:
+            return self.client.is_closed
+
+        async def aclose(self) -> None:
+            await self.client.aclose()
+
+        async def send(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+            return await self.client.request(method, url, **kwargs)
+
+    if not hasattr(ogc_processes, "_ASYNC_GATES") or not hasattr(ogc_processes, "AsyncClient"):
+        raise RuntimeError("the hook has no _ASYNC_GATES/AsyncClient: benchmarks/patches.py is out of date")
+    ogc_processes.AsyncClient = _HttpxClient  # type: ignore[misc,assignment]
     ogc_processes._ASYNC_GATES = _NoGates()  # type: ignore[assignment]
 
 

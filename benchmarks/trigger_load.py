@@ -147,15 +147,17 @@ def pool_info(loop: asyncio.AbstractEventLoop) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     gates = ogc_processes._ASYNC_GATES
     for client in list(ogc_processes._ASYNC_CLIENTS.get(loop, {}).values()):
-        pool = getattr(getattr(client, "_transport", None), "_pool", None)
         gate = gates.get(client) if isinstance(gates, weakref.WeakKeyDictionary) else None
-        out.append(
-            {
+        connector = getattr(getattr(client, "session", None), "connector", None)
+        if connector is not None:  # aiohttp (shipped): every connection of the pool is kept alive
+            limits = {"max_connections": connector.limit, "max_keepalive_connections": connector.limit}
+        else:  # httpx (benchmarks/patches.py's "before the fix")
+            pool = getattr(getattr(getattr(client, "client", None), "_transport", None), "_pool", None)
+            limits = {
                 "max_connections": getattr(pool, "_max_connections", None),
                 "max_keepalive_connections": getattr(pool, "_max_keepalive_connections", None),
-                "gated": isinstance(gate, asyncio.Semaphore),
             }
-        )
+        out.append({**limits, "gated": isinstance(gate, asyncio.Semaphore)})
     return out
 
 
