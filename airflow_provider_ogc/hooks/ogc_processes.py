@@ -206,6 +206,8 @@ class OGCProcessesHook(BaseHook):
         self.ogc_conn_id = ogc_conn_id
         self._settings: ConnectionSettings | None = None
         self._client: httpx.Client | None = None
+        # The shared async client last used and its loop: a trigger's next poll skips the lookup.
+        self._aclient: tuple[asyncio.AbstractEventLoop, AsyncClient] | None = None
 
     @classmethod
     def from_connection(cls, conn: Any) -> OGCProcessesHook:
@@ -255,8 +257,10 @@ class OGCProcessesHook(BaseHook):
 
     async def aget_client(self) -> AsyncClient:
         """The async client shared on this event loop by hooks with the same settings."""
-        settings = await self.asettings()
         loop = asyncio.get_running_loop()
+        if self._aclient is not None and self._aclient[0] is loop and not self._aclient[1].is_closed:
+            return self._aclient[1]
+        settings = await self.asettings()
         clients = _ASYNC_CLIENTS.setdefault(loop, {})
         key = settings.fingerprint()
         client = clients.get(key)
@@ -264,6 +268,7 @@ class OGCProcessesHook(BaseHook):
             client = AsyncClient(settings)
             clients[key] = client
             _ASYNC_GATES[client] = asyncio.Semaphore(settings.max_connections)
+        self._aclient = (loop, client)
         return client
 
     def close(self) -> None:
