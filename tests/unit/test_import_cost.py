@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("httpx", "pystac", "jsonschema", "tenacity", "boto3", "botocore", "rasterio", "numpy", "yaml")
+HEAVY = ("httpx", "aiohttp", "yarl", "pystac", "jsonschema", "tenacity", "boto3", "botocore", "rasterio", "numpy", "yaml")
 
 PROBE = """
 import json, sys
