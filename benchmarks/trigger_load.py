@@ -9,13 +9,19 @@ Like the triggerer's ``TriggerRunner.run_trigger``: every trigger runs as its ow
 with a greenback portal, consuming ``trigger.run()`` until its first event. The loop is the
 stdlib one (``asyncio.run``), as in the triggerer. Jobs never end (the job server answers
 ``running``), so every trigger polls for the whole run. Job ages at the start are spread
-uniformly over ``[0, --age-spread]`` seconds (jobs submitted at a steady rate), and triggers start
+uniformly over ``[--min-age, --min-age + --age-spread]`` seconds (jobs submitted at a steady rate;
+``--min-age`` 0 by default, 60 puts every job at a 10 s ceiling from the start), and triggers start
 at random times over ``--start-spread`` seconds (default: the max poll interval), so polls are not
 synchronised; ``--start-spread 0`` starts them all at once, as after a triggerer restart. The
 poll schedule is the provider's (``airflow_provider_ogc.polling`` defaults: floor and ratio) with
 the ``--max-interval`` ceiling (10 s, the issue's triggerer workload). ``--patch before_fix`` runs
 the provider as it was before the pool fix (BENCHMARK-ONLY, :mod:`benchmarks.patches`); the result's
 ``pool`` key shows the pool limits and gate the triggers really used.
+
+The server is :mod:`benchmarks.job_server` (any job id is ``running``; ``/stats`` counts
+``requests``), or, with ``--job-ids FILE`` (a JSON list of job ids, trigger i watching id
+i mod len), any server whose ``/stats`` counts ``requests`` or ``status_requests``, such as
+``tests/servers/timed_jobs.py`` with long ``sleep`` jobs (the real-triggerer benchmark's server).
 
 A separate thread keeps the clock, so an overloaded loop cannot stretch the run: after
 ``--warmup`` seconds (which absorb the start-up and the first polls) it measures for ``--window``
@@ -161,14 +167,20 @@ def pool_info(loop: asyncio.AbstractEventLoop) -> list[dict[str, Any]]:
     return out
 
 
-def server_stats(host: str, port: int) -> dict[str, int]:
+def server_stats(host: str, port: int) -> dict[str, int | None]:
+    """Status GETs (``requests``) and TCP connections (``connections``, None if not counted) so far.
+
+    ``benchmarks/job_server.py`` counts both; ``tests/servers/timed_jobs.py`` counts the status GETs
+    as ``status_requests`` and no connections.
+    """
     conn = http.client.HTTPConnection(host, port, timeout=30)
     try:
         conn.request("GET", "/stats", headers={"Connection": "close"})
-        stats: dict[str, int] = json.loads(conn.getresponse().read())
-        return stats
+        stats = json.loads(conn.getresponse().read())
     finally:
         conn.close()
+    requests = stats["requests"] if "requests" in stats else stats["status_requests"]
+    return {"requests": int(requests), "connections": stats.get("connections")}
 
 
 class Run:
@@ -208,11 +220,12 @@ class Run:
         cls = OGCJobTrigger if args.variant == "provider" else baseline_trigger_class()
         rng = random.Random(args.seed)
         now = time.time()
-        self.ages = [rng.uniform(0, args.age_spread) for _ in range(args.n)]
+        self.ages = [args.min_age + rng.uniform(0, args.age_spread) for _ in range(args.n)]
         self.delays = [rng.uniform(0, args.start_spread) for _ in range(args.n)]
+        job_ids = json.loads(Path(args.job_ids).read_text()) if args.job_ids else None
         self.triggers = [
             cls(
-                job_id=f"job-{i:05d}",
+                job_id=job_ids[i % len(job_ids)] if job_ids else f"job-{i:05d}",
                 ogc_conn_id=CONN_ID,
                 submitted_at=now - age,
                 min_poll_interval=args.min_interval,
@@ -291,7 +304,12 @@ def measure(run: Run, loop: asyncio.AbstractEventLoop) -> None:
         profiler.dump_stats(args.profile)
 
     cpu, wall = cpu1 - cpu0, wall1 - wall0
-    polls = stats1["requests"] - stats0["requests"]
+    polls = int(stats1["requests"] or 0) - int(stats0["requests"] or 0)
+    connections = (
+        stats1["connections"] - stats0["connections"]
+        if stats1["connections"] is not None and stats0["connections"] is not None
+        else None
+    )
     lags = list(run.lags)
     if run.tick_due is not None and wall1 - run.tick_due > TICK:
         lags.append(wall1 - run.tick_due)  # a tick still waiting: the loop has been blocked this long
@@ -310,6 +328,10 @@ def measure(run: Run, loop: asyncio.AbstractEventLoop) -> None:
         "window_s": round(wall, 3),
         "warmup_s": args.warmup,
         "start_spread_s": args.start_spread,
+        "min_age_s": args.min_age,
+        "age_spread_s": args.age_spread,
+        "max_interval_s": args.max_interval,
+        "min_interval_s": args.min_interval,
         "cpu_s": round(cpu, 4),
         "cpu_share": round(cpu / wall, 4),
         "polls": polls,
@@ -331,7 +353,7 @@ def measure(run: Run, loop: asyncio.AbstractEventLoop) -> None:
         "triggers_alive": sum(not t.done() for t in run.tasks[1:]),
         "events": len(run.events),
         "event_statuses": sorted({str(e.get("status")) for e in run.events}),
-        "new_connections": stats1["connections"] - stats0["connections"],
+        "new_connections": connections,
         "greenback": not args.no_greenback,
         "patches": args.patch or [],
         "pool": pool_info(loop),
@@ -354,7 +376,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-interval", type=float, default=None, help="default: the provider's")
     parser.add_argument("--max-interval", type=float, default=10.0)
     parser.add_argument("--ratio", type=float, default=None, help="poll ratio; default: the provider's")
-    parser.add_argument("--age-spread", type=float, default=600.0)
+    parser.add_argument(
+        "--min-age", type=float, default=0.0, help="youngest job's age at the start, s (default 0)"
+    )
+    parser.add_argument(
+        "--age-spread", type=float, default=600.0, help="ages uniform over [min-age, min-age + this], s"
+    )
+    parser.add_argument(
+        "--job-ids",
+        help="a JSON file listing job ids the server knows (default: job-00000, ... for job_server.py)",
+    )
     parser.add_argument(
         "--start-spread",
         type=float,
