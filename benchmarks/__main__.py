@@ -17,15 +17,23 @@ from typing import Any
 from benchmarks import report
 from benchmarks.goals import goals
 
-BENCHMARKS = ("parse", "triggerer", "polling", "slots")
+BENCHMARKS = ("parse", "triggerer", "polling", "slots", "realtrig")
 FULL = {
     "parse_runs": 30,
     "triggers": [100, 1000, 5000],
     "window": 60.0,
     "warmup": 15.0,
     "burst": 1000,
+    "shipped_ceiling_triggers": 10_000,
+    "shipped_ceiling_warmup": 30.0,
     "slots_jobs": 4,
     "slots_seconds": 20.0,
+    "real_tasks": 300,
+    "real_window": 60.0,
+    "real_warmup": 15.0,
+    "real_workers": 2,
+    "real_worker_concurrency": 8,
+    "real_start_timeout": 900.0,
 }
 QUICK = {
     "parse_runs": 5,
@@ -33,9 +41,36 @@ QUICK = {
     "window": 15.0,
     "warmup": 12.0,
     "burst": 0,
+    "shipped_ceiling_triggers": 0,
     "slots_jobs": 2,
     "slots_seconds": 8.0,
+    "real_tasks": 20,
+    "real_window": 10.0,
+    "real_warmup": 5.0,
+    "real_workers": 1,
+    "real_worker_concurrency": 6,
+    "real_start_timeout": 300.0,
 }
+OPTION_KEYS = (
+    "parse_runs",
+    "triggers",
+    "window",
+    "warmup",
+    "burst",
+    "shipped_ceiling_triggers",
+    "shipped_ceiling_warmup",
+    "max_poll_interval",
+    "mix_samples",
+    "slots_jobs",
+    "slots_seconds",
+    "real_tasks",
+    "real_window",
+    "real_warmup",
+    "real_min_poll",
+    "real_workers",
+    "real_worker_concurrency",
+    "real_start_timeout",
+)
 
 
 def _csv_ints(text: str) -> list[int]:
@@ -56,7 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Benchmarks of airflow-provider-ogc: parse cost, triggerer capacity, polling schedule, "
-        "worker slots. Prints one table (Markdown) with each figure beside its baseline from the same run.",
+        "worker slots, a real triggerer beside the harness. Prints one table (Markdown) with each figure "
+        "beside its baseline from the same run.",
     )
     parser.add_argument("--quick", action="store_true", help="small N, few repetitions (the CI smoke mode)")
     parser.add_argument("--json", type=Path, help="also write every figure and sample to this JSON file")
@@ -74,6 +110,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="N triggers started at once (a triggerer restart); 0 = off (full 1000, quick 0)",
     )
     parser.add_argument(
+        "--shipped-ceiling-triggers",
+        type=int,
+        help="N triggers at the shipped poll ceiling, provider only; 0 = off (full 10000, quick 0)",
+    )
+    parser.add_argument(
+        "--shipped-ceiling-warmup",
+        type=float,
+        help="warm-up of that run, s (full 30; quick: --warmup)",
+    )
+    parser.add_argument(
         "--max-poll-interval",
         type=float,
         default=10.0,
@@ -86,6 +132,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--slots-seconds", type=float, help="duration of each of those jobs, s (full 20)")
     parser.add_argument(
+        "--real-tasks",
+        type=int,
+        help="deferred ExecuteProcessOperator tasks watched by one real triggerer (full 300, quick 20)",
+    )
+    parser.add_argument(
+        "--real-window", type=float, help="the real triggerer's measurement window, s (full 60, quick 10)"
+    )
+    parser.add_argument(
+        "--real-warmup",
+        type=float,
+        help="least warm-up once every trigger runs, s (full 15, quick 5; the window also waits until "
+        "every job is old enough to be polled at the ceiling)",
+    )
+    parser.add_argument(
+        "--real-min-poll",
+        type=float,
+        help="the real tasks' poll_interval (floor), s (full: the provider's 1 s; quick: the ceiling, "
+        "so that no job needs to age into it)",
+    )
+    parser.add_argument("--real-workers", type=int, help="Celery workers (full 2, quick 1)")
+    parser.add_argument(
+        "--real-worker-concurrency", type=int, help="task slots per Celery worker (full 8, quick 6)"
+    )
+    parser.add_argument(
+        "--real-start-timeout",
+        type=float,
+        help="longest wait for the tasks to defer, s; the window then runs with those deferred (full 900)",
+    )
+    parser.add_argument(
         "--render",
         type=Path,
         metavar="JSON",
@@ -97,6 +172,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.shipped_ceiling_warmup is None:
+        args.shipped_ceiling_warmup = args.warmup
+    if args.real_min_poll is None:
+        from airflow_provider_ogc.polling import DEFAULT_MIN_POLL_INTERVAL
+
+        args.real_min_poll = args.max_poll_interval if args.quick else DEFAULT_MIN_POLL_INTERVAL
     selected = args.only or list(BENCHMARKS)
     args.selected = [b for b in BENCHMARKS if b in selected and b not in args.skip]
     return args
@@ -143,20 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if args.quick else "full"
     began = time.monotonic()
     results: dict[str, Any] = {"machine": machine_info(mode), "selected": args.selected}
-    results["options"] = {
-        k: getattr(args, k)
-        for k in (
-            "parse_runs",
-            "triggers",
-            "window",
-            "warmup",
-            "burst",
-            "max_poll_interval",
-            "mix_samples",
-            "slots_jobs",
-            "slots_seconds",
-        )
-    }
+    results["options"] = {k: getattr(args, k) for k in OPTION_KEYS}
     failed = False
     for name in BENCHMARKS:
         if name not in args.selected:
@@ -179,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                     burst=args.burst,
                     max_interval=args.max_poll_interval,
                     floor_requests=100 if args.window < 5 else 3000,
+                    shipped_n=args.shipped_ceiling_triggers,
+                    shipped_warmup=args.shipped_ceiling_warmup,
                     log=say,
                 )
             elif name == "polling":
@@ -192,6 +262,20 @@ def main(argv: list[str] | None = None) -> int:
                     results[name] = {"skipped": f"{worker_slots.PYGEOAPI_BIN} missing (make servers)"}
                 else:
                     results[name] = worker_slots.run(n=args.slots_jobs, seconds=args.slots_seconds, log=say)
+            elif name == "realtrig":
+                from benchmarks import real_triggerer
+
+                results[name] = real_triggerer.run(
+                    n=args.real_tasks,
+                    window=args.real_window,
+                    warmup=args.real_warmup,
+                    max_interval=args.max_poll_interval,
+                    min_poll=args.real_min_poll,
+                    workers=args.real_workers,
+                    worker_concurrency=args.real_worker_concurrency,
+                    start_timeout=args.real_start_timeout,
+                    log=say,
+                )
         except Exception as err:
             failed = True
             results[name] = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
