@@ -1,8 +1,10 @@
 """Smoke tests of ``python -m benchmarks``: it runs, prints its table and writes every JSON key.
 
 No timing is asserted (CI machines are noisy): only that each benchmark ran and reported its figures.
-The parse, triggerer and polling benchmarks run with tiny N; the worker-slot benchmark (a real
-Airflow stack and pygeoapi, about 40 s) runs in its own test, skipped without the pygeoapi venv.
+The parse, triggerer and polling benchmarks run with tiny N (the shipped-ceiling scenario too); the
+worker-slot benchmark (a real Airflow stack and pygeoapi, about 40 s) and the real-triggerer
+benchmark (PostgreSQL, Redis, Celery and one real triggerer beside the harness, about 100 s) run in
+tests of their own, skipped without what they need (failed instead in CI).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ TOP_KEYS = {
     "triggerer",
     "polling",
     "slots",
+    "realtrig",
     "goals",
     "table",
     "elapsed_s",
@@ -62,14 +65,29 @@ def test_quick_mode_prints_the_table_and_writes_every_key(tmp_path: Path) -> Non
         "--parse-runs", "1",
         "--triggers", "20",
         "--burst", "20",
+        "--shipped-ceiling-triggers", "20",
         "--warmup", "0.5",
         "--window", "2",
         "--mix-samples", "200",
     )  # fmt: skip
 
     assert stdout.lstrip().startswith("| Benchmark")
-    for row in ("Parse cost", "Triggerer, N = 20", "Triggerer restart burst, N = 20", "HTTP client floor"):
+    from airflow_provider_ogc import polling as defaults
+
+    shipped_label = f"Triggerer, N = 20, shipped {defaults.DEFAULT_MAX_POLL_INTERVAL:g} s ceiling"
+    for row in (
+        "Parse cost",
+        "Triggerer, N = 20",
+        "Triggerer restart burst, N = 20",
+        shipped_label,
+        "HTTP client floor",
+    ):
         assert f"| {row}" in stdout
+    shipped_rows = [line for line in stdout.splitlines() if line.startswith(f"| {shipped_label} ")]
+    assert len(shipped_rows) == 5
+    for figure in ("CPU s per wall s", "peak RSS", "polls done / scheduled"):  # the three goals' rows
+        (line,) = [row for row in shipped_rows if figure in row]
+        assert "not run" in line and ("yes" in line or "**no**" in line)
     assert "Polling (simulated)" in stdout and "Machine: " in stdout
     assert data["table"] in stdout
 
@@ -77,6 +95,10 @@ def test_quick_mode_prints_the_table_and_writes_every_key(tmp_path: Path) -> Non
     assert data["machine"].keys() >= MACHINE_KEYS
     assert data["machine"]["mode"] == "quick"
     assert data["slots"] == {"skipped": "not selected"}
+    assert data["realtrig"] == {"skipped": "not selected"}
+    assert {"shipped_ceiling_triggers", "shipped_ceiling_warmup", "real_tasks", "real_window"} <= data[
+        "options"
+    ].keys()
 
     parse = data["parse"]
     for key in ("ratio_inside", "ratio_process", "ratio_warm", "extra_ms_warm", "dag_shape"):
@@ -98,10 +120,20 @@ def test_quick_mode_prints_the_table_and_writes_every_key(tmp_path: Path) -> Non
         "workload",
         "http_floor",
         "results",
+        "shipped_n",
+        "shipped_max_poll_interval_s",
+        "shipped_warmup_s",
+        "shipped_workload",
     } <= trig.keys()
     runs = {(r["scenario"], r["variant"]) for r in trig["results"]}
     expected = {("steady", v) for v in ("provider", "before", "baseline")}
-    assert runs == expected | {("burst", "provider"), ("burst", "before")}
+    assert runs == expected | {("burst", "provider"), ("burst", "before"), ("shipped", "provider")}
+    # The shipped-ceiling run uses the package's own ceiling, not the issue's 10 s.
+    (shipped,) = [r for r in trig["results"] if r["scenario"] == "shipped"]
+    assert (
+        shipped["max_interval_s"] == defaults.DEFAULT_MAX_POLL_INTERVAL == trig["shipped_max_poll_interval_s"]
+    )
+    assert trig["shipped_n"] == shipped["n"] == 20
     for result in trig["results"]:
         assert "error" not in result, result
         assert result.keys() >= LOAD_KEYS
@@ -138,8 +170,6 @@ def test_quick_mode_prints_the_table_and_writes_every_key(tmp_path: Path) -> Non
         assert {"mean_polls", "max_share_of_latency_bound"} <= polling[name].keys()
     assert {"polls_ratio", "what_if", "goals"} <= polling.keys()
     # The schedule is the package's, and the operator, sensor and trigger signatures agree with it.
-    from airflow_provider_ogc import polling as defaults
-
     assert polling["adaptive_schedule"] == {
         "min_interval": defaults.DEFAULT_MIN_POLL_INTERVAL,
         "max_interval": defaults.DEFAULT_MAX_POLL_INTERVAL,
@@ -153,6 +183,9 @@ def test_quick_mode_prints_the_table_and_writes_every_key(tmp_path: Path) -> Non
 
     assert {g["goal"].split(":")[0] for g in data["goals"]} == {"parse", "triggerer", "polling"}
     assert all({"goal", "target", "measured", "met"} <= g.keys() for g in data["goals"])
+    shipped_goals = [g["goal"] for g in data["goals"] if "at the shipped" in g["goal"]]
+    assert len(shipped_goals) == 3, data["goals"]  # peak RSS, CPU share, due polls done
+    assert any("at a 10 s ceiling within 0.5 of a core" in g["goal"] for g in data["goals"])
 
 
 @pytest.mark.system
@@ -175,3 +208,50 @@ def test_worker_slots_quick(tmp_path: Path) -> None:
     assert slots["deferrable"]["max_deferred"] >= 1  # the deferrable tasks did wait in the triggerer
     assert slots["blocking"]["max_deferred"] == 0
     assert "slot_seconds_ratio" in slots
+
+
+REAL_KEYS = {
+    "window_s", "cpu_s", "cpu_share", "polls", "polls_due", "polls_per_s", "cpu_s_per_1000_polls",
+    "peak_rss_mb", "peak_pss_mb", "runner", "supervisor", "processes", "other_components_cpu_share", "n",
+}  # fmt: skip
+
+
+@pytest.mark.system
+@pytest.mark.timeout(420)
+def test_real_triggerer_quick(tmp_path: Path) -> None:
+    from benchmarks import real_triggerer
+    from tests.support.ci import unavailable
+
+    if why := real_triggerer.unavailable():
+        unavailable(why)
+    n = 12
+    stdout, data = run_benchmarks(tmp_path, "--only", "realtrig", "--real-tasks", str(n), timeout=400)
+    label = f"| Real triggerer, N = {n} deferred tasks (10 s ceiling)"
+    rows = [line for line in stdout.splitlines() if line.startswith(label)]
+    assert len(rows) == 6, stdout
+    for figure in ("triggerer tree (supervisor + trigger runner)", "trigger-runner subprocess alone",
+                   "CPU s per wall s", "peak RSS", "polls done / due", "time to start the N tasks"):  # fmt: skip
+        assert any(figure in row for row in rows), (figure, stdout)
+
+    real = data["realtrig"]
+    assert "error" not in real, real.get("traceback", real)
+    assert real["tasks_deferred"] == real["start"]["deferred"] == n
+    assert real["states_after_window"] == {"deferred": n}  # every job ran on through the window
+    assert real["submissions"] == n
+    assert {"n", "schedule", "stack", "start", "warmup_s", "job_ages_at_window_s", "real", "harness",
+            "ratio_per_poll", "ratio_runner_per_poll", "total_s"} <= real.keys()  # fmt: skip
+    assert real["stack"]["executor"] == "CeleryExecutor" and real["stack"]["triggerers"] == 1
+    assert real["schedule"]["max_poll_interval_s"] == 10.0
+    assert real["real"].keys() >= REAL_KEYS
+    # The tree is the triggerer (supervisor) and its trigger-runner subprocess.
+    processes = real["real"]["processes"]
+    assert processes["runner_pid"] is not None
+    assert processes["tree"][str(processes["runner_pid"])]["ppid"] == processes["supervisor_pid"]
+    assert real["real"]["polls"] > 0  # the server counted the real triggerer's polls
+
+    harness = real["harness"]
+    assert "error" not in harness, harness
+    assert harness.keys() >= LOAD_KEYS
+    assert harness["variant"] == "provider" and harness["n"] == n and harness["triggers_alive"] == n
+    assert harness["max_interval_s"] == 10.0 and harness["polls"] > 0
+    assert harness["pool"] == [{"max_connections": 10, "max_keepalive_connections": 10, "gated": True}]
