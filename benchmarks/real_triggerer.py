@@ -13,6 +13,8 @@ process, HTTP/1.1 keep-alive; its CPU is not counted), which counts status GETs 
    1 s floor in full mode) up to a 10 s ceiling (the harness's ``--max-interval``). The N task
    instances are started by the Celery workers; the time from the trigger to all N ``deferred``
    (checked through the REST API) is reported.
+   Before the run, the triggerer's CPU with no trigger at all is measured for ``min(20, window / 2)``
+   seconds: its fixed cost, subtracted in the "above idle" figure.
 2. Warm-up: every trigger assigned to the triggerer, at least ``warmup`` seconds, and the youngest
    job old enough that its poll interval is at the ceiling (age >= ceiling / ratio + ceiling, 60 s
    with 0.2 and 10 s): from then on the N triggers poll every 10 s, N / 10 polls a second.
@@ -314,6 +316,32 @@ def _measure(stack: Any, server_url: str, window: float, n: int, max_interval: f
     }
 
 
+def _idle(stack: Any, seconds: float) -> dict[str, Any]:
+    """The triggerer's CPU with no trigger at all (before the run): its fixed cost per second."""
+    root = stack.component_pid("triggerer")
+    if root is None:
+        raise RuntimeError("the triggerer is not running")
+    procs = _processes(root)
+    runner = procs["runner_pid"]
+    tree0, t0 = _snapshot(root), time.monotonic()
+    time.sleep(seconds)
+    tree1, t1 = _snapshot(root), time.monotonic()
+    wall = t1 - t0
+
+    def share(pids: list[int]) -> float | None:
+        if any(p not in tree0 or p not in tree1 for p in pids):
+            return None
+        return round(_cpu_s({p: tree0[p] for p in pids}, {p: tree1[p] for p in pids}) / wall, 4)
+
+    return {
+        "window_s": round(wall, 2),
+        "cpu_share": round(_cpu_s(tree0, tree1) / wall, 4),
+        "runner_cpu_share": share([runner]) if runner else None,
+        "supervisor_cpu_share": share([root]),
+        "rss_mb": round(sum(_rss_mb(p) for p in tree1), 1),
+    }
+
+
 def run(
     n: int,
     window: float,
@@ -410,6 +438,9 @@ def run(
                 say(f"  realtrig: starting Airflow ({workers} x {worker_concurrency} Celery slots)")
                 with stack.start():
                     result["stack"]["airflow_startup_s"] = round(stack.startup_seconds or 0.0, 1)
+                    idle_s = min(20.0, window / 2)
+                    say(f"  realtrig: the triggerer idle (no trigger) for {idle_s:g} s")
+                    result["idle"] = _idle(stack, idle_s)
                     say(f"  realtrig: triggering {n} deferrable tasks")
                     run_id = stack.trigger_dag(DAG_ID, parse_timeout=120)
                     start = _wait_deferred(stack, run_id, n, start_timeout, say)
@@ -444,8 +475,14 @@ def run(
                         round(time.time() - oldest, 1),
                     ]
                     result["submissions"] = len(jobs)
-                    result["real"] = _measure(stack, server.url, window, m, max_interval)
-                    result["real"]["n"] = m
+                    real = result["real"] = _measure(stack, server.url, window, m, max_interval)
+                    real["n"] = m
+                    # Above the idle triggerer: what the N triggers add (their polls, logs, the
+                    # runner/supervisor exchange that grows with N), per poll.
+                    above = real["cpu_s"] - result["idle"]["cpu_share"] * real["window_s"]
+                    real["cpu_s_per_1000_polls_above_idle"] = (
+                        round(1000 * above / real["polls"], 4) if real["polls"] else None
+                    )
                     state_after = _state_counts(stack)
                     result["states_after_window"] = state_after
                     say("  realtrig: stopping Airflow")
@@ -487,6 +524,9 @@ def run(
     result["ratio_per_poll"] = _ratio(real.get("cpu_s_per_1000_polls"), base.get("cpu_s_per_1000_polls"))
     result["ratio_runner_per_poll"] = _ratio(
         (real.get("runner") or {}).get("cpu_s_per_1000_polls"), base.get("cpu_s_per_1000_polls")
+    )
+    result["ratio_above_idle_per_poll"] = _ratio(
+        real.get("cpu_s_per_1000_polls_above_idle"), base.get("cpu_s_per_1000_polls")
     )
     result["total_s"] = round(time.monotonic() - began, 1)
     return result

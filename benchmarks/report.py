@@ -399,7 +399,7 @@ def realtrig_rows(r: dict[str, Any]) -> list[Row]:
     if "skipped" in r or "error" in r:
         return _unavailable("Real triggerer", "real airflow triggerer vs. the harness", r)
     real, base = r.get("real", {}), r.get("harness", {})
-    runner = real.get("runner") or {}
+    runner, supervisor, idle = real.get("runner") or {}, real.get("supervisor") or {}, r.get("idle") or {}
     n = real.get("n", r["n"])
     ceiling = r["schedule"]["max_poll_interval_s"]
     label = f"Real triggerer, N = {n:,} deferred tasks ({ceiling:g} s ceiling)"
@@ -438,8 +438,19 @@ def realtrig_rows(r: dict[str, Any]) -> list[Row]:
         ),
         (
             label,
-            "CPU s per wall s (1.0 = one core): triggerer tree vs. harness",
-            _s(real.get("cpu_share"), "", 3),
+            "CPU s per 1,000 polls above the idle triggerer (tree minus its CPU with no trigger) vs. harness",
+            _s(real.get("cpu_s_per_1000_polls_above_idle"), "s", 2),
+            "-",
+            _per_poll(base) if base else "n/a",
+            _x(r.get("ratio_above_idle_per_poll")),
+            "",
+            "",
+        ),
+        (
+            label,
+            "CPU s per wall s (1.0 = one core): triggerer tree (runner + supervisor; idle) vs. harness",
+            f"{_s(real.get('cpu_share'), '', 3)} ({_s(runner.get('cpu_share'), '', 3)} + "
+            f"{_s(supervisor.get('cpu_share'), '', 3)}; idle {_s(idle.get('cpu_share'), '', 3)})",
             "-",
             _s(base.get("cpu_share"), "", 3),
             _x(_ratio(real.get("cpu_share"), base.get("cpu_share"))),
@@ -448,8 +459,8 @@ def realtrig_rows(r: dict[str, Any]) -> list[Row]:
         ),
         (
             label,
-            "peak RSS: triggerer tree (sum of both processes) vs. the harness process",
-            _s(real.get("peak_rss_mb"), "MB", 0),
+            "peak RSS: triggerer tree (sum of both processes; PSS) vs. the harness process",
+            f"{_s(real.get('peak_rss_mb'), 'MB', 0)} (PSS {_s(real.get('peak_pss_mb'), 'MB', 0)})",
             "-",
             _s(base.get("peak_rss_mb"), "MB", 0),
             _x(_ratio(real.get("peak_rss_mb"), base.get("peak_rss_mb"))),

@@ -213,6 +213,7 @@ def test_worker_slots_quick(tmp_path: Path) -> None:
 REAL_KEYS = {
     "window_s", "cpu_s", "cpu_share", "polls", "polls_due", "polls_per_s", "cpu_s_per_1000_polls",
     "peak_rss_mb", "peak_pss_mb", "runner", "supervisor", "processes", "other_components_cpu_share", "n",
+    "cpu_s_per_1000_polls_above_idle",
 }  # fmt: skip
 
 
@@ -228,9 +229,10 @@ def test_real_triggerer_quick(tmp_path: Path) -> None:
     stdout, data = run_benchmarks(tmp_path, "--only", "realtrig", "--real-tasks", str(n), timeout=400)
     label = f"| Real triggerer, N = {n} deferred tasks (10 s ceiling)"
     rows = [line for line in stdout.splitlines() if line.startswith(label)]
-    assert len(rows) == 6, stdout
+    assert len(rows) == 7, stdout
     for figure in ("triggerer tree (supervisor + trigger runner)", "trigger-runner subprocess alone",
-                   "CPU s per wall s", "peak RSS", "polls done / due", "time to start the N tasks"):  # fmt: skip
+                   "above the idle triggerer", "CPU s per wall s", "peak RSS", "polls done / due",
+                   "time to start the N tasks"):  # fmt: skip
         assert any(figure in row for row in rows), (figure, stdout)
 
     real = data["realtrig"]
@@ -238,8 +240,9 @@ def test_real_triggerer_quick(tmp_path: Path) -> None:
     assert real["tasks_deferred"] == real["start"]["deferred"] == n
     assert real["states_after_window"] == {"deferred": n}  # every job ran on through the window
     assert real["submissions"] == n
-    assert {"n", "schedule", "stack", "start", "warmup_s", "job_ages_at_window_s", "real", "harness",
-            "ratio_per_poll", "ratio_runner_per_poll", "total_s"} <= real.keys()  # fmt: skip
+    assert {"n", "schedule", "stack", "idle", "start", "warmup_s", "job_ages_at_window_s", "real", "harness",
+            "ratio_per_poll", "ratio_runner_per_poll", "ratio_above_idle_per_poll", "total_s"} <= real.keys()  # fmt: skip
+    assert {"cpu_share", "runner_cpu_share", "supervisor_cpu_share", "rss_mb"} <= real["idle"].keys()
     assert real["stack"]["executor"] == "CeleryExecutor" and real["stack"]["triggerers"] == 1
     assert real["schedule"]["max_poll_interval_s"] == 10.0
     assert real["real"].keys() >= REAL_KEYS
