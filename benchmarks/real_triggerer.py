@@ -154,6 +154,18 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _trigger_log_lines(logs_dir: Path) -> int:
+    """Lines in every trigger log file (``<task log>.trigger.<triggerer job id>.log``) so far."""
+    total = 0
+    for path in logs_dir.glob("**/*.log.trigger.*.log"):
+        try:
+            with path.open("rb") as f:
+                total += sum(1 for _ in f)
+        except OSError:
+            pass
+    return total
+
+
 # --- the timed-jobs server ----------------------------------------------------------------------
 
 
@@ -257,6 +269,7 @@ def _measure(stack: Any, server_url: str, window: float, n: int, max_interval: f
     runner = procs["runner_pid"]
     others = {name: stack.component_pid(name) for name in stack.component_names if name != "triggerer"}
     snaps0 = {name: _snapshot(pid) for name, pid in others.items()}
+    lines0 = _trigger_log_lines(stack.logs_dir)
     polls0 = _server_get(server_url, "/stats")["status_requests"]
     tree0, t0 = _snapshot(root), time.monotonic()
     rss_samples: list[tuple[float, float, float | None]] = []  # tree RSS, runner RSS, tree PSS
@@ -274,6 +287,7 @@ def _measure(stack: Any, server_url: str, window: float, n: int, max_interval: f
     tree1, t1 = _snapshot(root), time.monotonic()
     polls1 = _server_get(server_url, "/stats")["status_requests"]
     snaps1 = {name: _snapshot(pid) for name, pid in others.items()}
+    lines = _trigger_log_lines(stack.logs_dir) - lines0
     wall = t1 - t0
     polls = int(polls1) - int(polls0)
     cpu = _cpu_s(tree0, tree1)
@@ -300,6 +314,7 @@ def _measure(stack: Any, server_url: str, window: float, n: int, max_interval: f
         "polls_due": round(due),
         "polls_per_s": round(polls / wall, 2),
         "cpu_s_per_1000_polls": round(1000 * cpu / polls, 4) if polls else None,
+        "trigger_log_lines": lines,
         "peak_rss_mb": round(max((s[0] for s in rss_samples), default=0.0), 1),
         "rss_mb_end": round(rss_samples[-1][0], 1) if rss_samples else None,
         "peak_pss_mb": round(max(pss_values), 1) if pss_values else None,

@@ -469,8 +469,10 @@ def realtrig_rows(r: dict[str, Any]) -> list[Row]:
         ),
         (
             label,
-            f"polls done / due in the window (N x window / {ceiling:g} s; harness: its schedule)",
-            done(real, "polls_due"),
+            f"polls done / due in the window (N x window / {ceiling:g} s; harness: its schedule); "
+            "real: trigger log lines written",
+            done(real, "polls_due")
+            + (f"; {real['trigger_log_lines']:,} log lines" if "trigger_log_lines" in real else ""),
             "-",
             done(base, "polls_scheduled"),
             "",
