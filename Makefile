@@ -149,10 +149,11 @@ test-main: $(VENV)/.stamp servers system-packages
 	rm -rf $(ARTIFACTS)/airflow-home && mkdir -p $(ARTIFACTS)/airflow-home
 	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# The benchmarks' smoke tests run in the main venv only: `make bench` runs there and nowhere else.
 test-floor: $(VENV_FLOOR)/.stamp servers system-packages
 	rm -rf $(ARTIFACTS)/airflow-home-floor && mkdir -p $(ARTIFACTS)/airflow-home-floor
 	$(VENV_FLOOR)/bin/python .ci/floor_versions.py $(FLOOR_UNCHECKED)
-	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home-floor $(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS)
+	AIRFLOW_HOME=$(CURDIR)/$(ARTIFACTS)/airflow-home-floor $(VENV_FLOOR)/bin/python -m pytest -m "not benchmark" $(PYTEST_ARGS)
 
 # The local water-bodies stack (moto S3, synthetic Landsat scenes, PostgreSQL + pgstac + stac-fastapi,
 # pygeoapi water-bodies) on 127.0.0.1.
