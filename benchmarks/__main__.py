@@ -25,7 +25,7 @@ FULL = {
     "warmup": 15.0,
     "burst": 1000,
     "shipped_ceiling_triggers": 10_000,
-    "shipped_ceiling_warmup": 30.0,
+    "shipped_ceiling_warmup": 45.0,
     "slots_jobs": 4,
     "slots_seconds": 20.0,
     "real_tasks": 300,
@@ -117,7 +117,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--shipped-ceiling-warmup",
         type=float,
-        help="warm-up of that run, s (full 30; quick: --warmup)",
+        help="warm-up of that run, s (full 45; quick: --warmup); its triggers start over 2/3 of it",
     )
     parser.add_argument(
         "--max-poll-interval",

@@ -85,9 +85,13 @@ def test_quick_mode_prints_the_table_and_writes_every_key(tmp_path: Path) -> Non
         assert f"| {row}" in stdout
     shipped_rows = [line for line in stdout.splitlines() if line.startswith(f"| {shipped_label} ")]
     assert len(shipped_rows) == 5
-    for figure in ("CPU s per wall s", "peak RSS", "polls done / scheduled"):  # the three goals' rows
-        (line,) = [row for row in shipped_rows if figure in row]
-        assert "not run" in line and ("yes" in line or "**no**" in line)
+    for figure, goal in (
+        ("CPU s per wall s", "≤ 0.3"),
+        ("peak RSS", "≤ 400 MB"),
+        ("polls done / scheduled", "≥ 98%"),
+    ):
+        (line,) = [row for row in shipped_rows if figure in row]  # the three goals' rows
+        assert "not run" in line and f"| {goal} " in line, line
     assert "Polling (simulated)" in stdout and "Machine: " in stdout
     assert data["table"] in stdout
 
