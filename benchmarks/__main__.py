@@ -200,6 +200,7 @@ def machine_info(mode: str) -> dict[str, Any]:
         "provider": version("airflow-provider-ogc"),
         "httpx": version("httpx"),
         "httpcore": version("httpcore"),
+        "aiohttp": version("aiohttp"),  # the hook's async side: the triggers' polls
         "platform": platform.platform(terse=True),
         "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "mode": mode,

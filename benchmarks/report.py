@@ -527,7 +527,8 @@ def fix_note(results: dict[str, Any]) -> str:
 def machine_line(m: dict[str, Any]) -> str:
     return (
         f"Machine: {m['cores']} cores ({m['cpu']}), Python {m['python']}, Airflow {m['airflow']}, "
-        f"httpx {m['httpx']} / httpcore {m['httpcore']}, {m['platform']}; load average {m['load_start']} at "
+        f"aiohttp {m.get('aiohttp', '?')} (polls), httpx {m['httpx']} / httpcore {m['httpcore']}, "
+        f"{m['platform']}; load average {m['load_start']} at "
         f"start, {m.get('load_end', '?')} at end. Mode: {m['mode']}."
     )
 

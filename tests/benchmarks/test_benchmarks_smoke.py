@@ -32,7 +32,18 @@ TOP_KEYS = {
     "table",
     "elapsed_s",
 }
-MACHINE_KEYS = {"cores", "cpu", "python", "airflow", "provider", "httpx", "httpcore", "platform", "mode"}
+MACHINE_KEYS = {
+    "cores",
+    "cpu",
+    "python",
+    "airflow",
+    "provider",
+    "httpx",
+    "httpcore",
+    "aiohttp",
+    "platform",
+    "mode",
+}
 LOAD_KEYS = {
     "variant", "scenario", "n", "window_s", "cpu_s", "cpu_share", "polls", "polls_scheduled", "polls_per_s",
     "cpu_s_per_1000_polls", "peak_rss_mb", "loop_lag_p50_ms", "loop_lag_p99_ms", "gc_pause_total_ms",

@@ -6,7 +6,19 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("httpx", "aiohttp", "yarl", "pystac", "jsonschema", "tenacity", "boto3", "botocore", "rasterio", "numpy", "yaml")
+HEAVY = (
+    "httpx",
+    "aiohttp",
+    "yarl",
+    "pystac",
+    "jsonschema",
+    "tenacity",
+    "boto3",
+    "botocore",
+    "rasterio",
+    "numpy",
+    "yaml",
+)
 
 PROBE = """
 import json, sys
