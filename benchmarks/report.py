@@ -414,37 +414,27 @@ def realtrig_rows(r: dict[str, Any]) -> list[Row]:
 
     start = r.get("start", {})
     took = start.get("seconds_to_all_deferred")
+    harness_per_poll = _per_poll(base) if base else "n/a"
+
+    def per_poll_row(figure: str, value: str, ratio: float | None) -> Row:
+        return (label, figure, value, "-", harness_per_poll, _x(ratio), "", "")
+
     rows += [
-        (
-            label,
+        per_poll_row(
             f"CPU s per 1,000 polls ({real.get('window_s', r['window_s']):.0f} s window): triggerer tree "
             "(supervisor + trigger runner) vs. the harness process",
             _per_poll(real) if real else "n/a",
-            "-",
-            _per_poll(base) if base else "n/a",
-            _x(r.get("ratio_per_poll")),
-            "",
-            "",
+            r.get("ratio_per_poll"),
         ),
-        (
-            label,
+        per_poll_row(
             "CPU s per 1,000 polls: the trigger-runner subprocess alone vs. the harness",
             _s(runner.get("cpu_s_per_1000_polls"), "s", 2),
-            "-",
-            _per_poll(base) if base else "n/a",
-            _x(r.get("ratio_runner_per_poll")),
-            "",
-            "",
+            r.get("ratio_runner_per_poll"),
         ),
-        (
-            label,
+        per_poll_row(
             "CPU s per 1,000 polls above the idle triggerer (tree minus its CPU with no trigger) vs. harness",
             _s(real.get("cpu_s_per_1000_polls_above_idle"), "s", 2),
-            "-",
-            _per_poll(base) if base else "n/a",
-            _x(r.get("ratio_above_idle_per_poll")),
-            "",
-            "",
+            r.get("ratio_above_idle_per_poll"),
         ),
         (
             label,
