@@ -107,9 +107,12 @@ def test_the_table_covers_every_httpx_exception_class() -> None:
 
 @pytest.mark.parametrize("name", sorted(HTTPX_ERRORS))
 def test_each_httpx_error_for_get_and_for_execute(name: str) -> None:
-    error = make_httpx_error(name)
+    assert_decisions(make_httpx_error(name), *HTTPX_ERRORS[name])
+
+
+def assert_decisions(error: BaseException, on_get: Action, on_post: Action) -> None:
+    """What the policy decides for ``error`` on a GET and on an execute POST."""
     policy = RetryPolicy(max_retries=3, wait_min=0.5, wait_max=4)
-    on_get, on_post = HTTPX_ERRORS[name]
     assert policy.decide("GET", error, 1).action is on_get
     assert policy.decide("POST", error, 1).action is on_post
     # The trigger keeps watching after exactly the failures a GET retries.
@@ -279,12 +282,7 @@ def test_the_table_covers_every_aiohttp_exception_class() -> None:
 def test_each_aiohttp_error_for_get_and_for_execute(name: str) -> None:
     if name not in aiohttp_exception_classes():
         pytest.skip(f"this aiohttp has no {name}")
-    error = make_aiohttp_error(name)
-    policy = RetryPolicy(max_retries=3, wait_min=0.5, wait_max=4)
-    on_get, on_post = AIOHTTP_ERRORS[name]
-    assert policy.decide("GET", error, 1).action is on_get
-    assert policy.decide("POST", error, 1).action is on_post
-    assert is_transient(error) is (on_get is RETRY)
+    assert_decisions(make_aiohttp_error(name), *AIOHTTP_ERRORS[name])
 
 
 def test_a_bare_asyncio_timeout_is_ambiguous() -> None:
