@@ -44,6 +44,14 @@ class JobStatus(str, Enum):
         return self in (JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.DISMISSED)
 
     @classmethod
+    def lookup(cls, value: Any) -> JobStatus | None:
+        """The status a value names (case-insensitively), or None."""
+        if not isinstance(value, str):
+            return None
+        members = cls._value2member_map_
+        return members.get(value) or members.get(value.strip().lower())  # type: ignore[return-value]
+
+    @classmethod
     def parse(cls, value: Any, where: str = "in the server's statusInfo") -> JobStatus:
         """
         Parse a status value case-insensitively; anything else is a clear error.
@@ -51,11 +59,9 @@ class JobStatus(str, Enum):
         :param value: the ``status`` member.
         :param where: where the value was found, for the error message.
         """
-        if isinstance(value, str):
-            try:
-                return cls(value.strip().lower())
-            except ValueError:
-                pass
+        status = cls.lookup(value)
+        if status is not None:
+            return status
         allowed = ", ".join(s.value for s in cls)
         raise OGCInvalidResponseError(
             f"Unknown job status {value!r} {where} (expected one of: {allowed})",
@@ -177,8 +183,10 @@ class StatusInfo:
             )
         return cls(
             job_id=str(raw_id),
-            # The job is named: a bare value is hard to place in a log of many jobs.
-            status=JobStatus.parse(data.get("status"), f"in the statusInfo of job {raw_id}{source}"),
+            # The job is named: a bare value is hard to place in a log of many jobs. The message is
+            # built only when the status is unknown (this runs on every poll).
+            status=JobStatus.lookup(data["status"])
+            or JobStatus.parse(data["status"], f"in the statusInfo of job {raw_id}{source}"),
             job_url=job_url,
             process_id=_optional_str(data.get("processID", data.get("processId", data.get("process_id")))),
             message=_optional_str(data.get("message")),

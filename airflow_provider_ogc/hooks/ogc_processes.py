@@ -99,7 +99,10 @@ class AsyncClient:
     alone costs more CPU per GET than aiohttp's whole request (issue 15, ``benchmarks/http_floor.py``).
 
     * Keep-alive pool of ``max_connections`` connections (idle ones kept 5 s, as httpx does).
-    * Credentials (auth header, API key, extra headers) on requests to the connection's origin only.
+    * Credentials (auth header, API key, extra headers) on requests to the connection's origin only:
+      two sessions share the pool and the cookies, one with the credentials among its default
+      headers for the origin, one without for any other host. A poll then adds no header of its
+      own, which spares aiohttp a header merge per request (most of its cost above a bare GET).
     * TLS as ``verify`` says (:meth:`ConnectionSettings.ssl_context`: httpx's trust).
     * Timeouts: ``connect_timeout`` for DNS, connect and TLS; ``timeout`` between two reads
       (aiohttp has no write timeout: the async side sends no bodies but a dismiss's none).
@@ -110,31 +113,44 @@ class AsyncClient:
     * No redirects and no retries of its own: the hook follows redirects, the retry policy retries.
     """
 
-    __slots__ = ("__weakref__", "_credentials", "_origin", "_proxies", "_proxy_by_origin", "session")
+    __slots__ = (
+        "__weakref__",
+        "_credential_names",
+        "_origin",
+        "_other_hosts",
+        "_proxies",
+        "_proxy_by_origin",
+        "session",
+    )
 
     def __init__(self, settings: ConnectionSettings) -> None:
-        auth = settings.auth()
+        credentials = settings.auth().headers
         self._origin = settings.origin
-        self._credentials = auth.headers
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=settings.max_connections,
-                keepalive_timeout=KEEPALIVE_EXPIRY,
-                ssl=settings.ssl_context(),
-            ),
-            headers=_default_headers(),
-            timeout=aiohttp.ClientTimeout(
+        self._credential_names = {name.lower() for name in credentials}
+        connector = aiohttp.TCPConnector(
+            limit=settings.max_connections,
+            keepalive_timeout=KEEPALIVE_EXPIRY,
+            ssl=settings.ssl_context(),
+        )
+        shared: dict[str, Any] = {
+            "timeout": aiohttp.ClientTimeout(
                 total=None,
                 connect=settings.connect_timeout,
                 sock_connect=settings.connect_timeout,
                 sock_read=settings.timeout,
             ),
-            cookie_jar=aiohttp.CookieJar(unsafe=True),
-            trust_env=False,
+            "cookie_jar": aiohttp.CookieJar(unsafe=True),
+            "trust_env": False,
+        }
+        self.session = aiohttp.ClientSession(
+            connector=connector, headers={**_default_headers(), **credentials}, **shared
+        )
+        self._other_hosts = aiohttp.ClientSession(
+            connector=connector, connector_owner=False, headers=_default_headers(), **shared
         )
         if "_retry_connection" in getattr(aiohttp.ClientSession, "ATTRS", ()):
             # aiohttp resends a GET or DELETE once, at once, after a reset: one retry layer only.
-            self.session._retry_connection = False
+            self.session._retry_connection = self._other_hosts._retry_connection = False
         self._proxies = {k: v for k, v in urllib.request.getproxies_environment().items() if v}
         self._proxy_by_origin: dict[tuple[str, str | None, int | None], str | None] = {}
 
@@ -143,7 +159,8 @@ class AsyncClient:
         return self.session.closed
 
     async def aclose(self) -> None:
-        await self.session.close()
+        await self._other_hosts.close()
+        await self.session.close()  # the owner of the shared connector: closes the pool
 
     def _proxy_for(self, url: yarl.URL) -> str | None:
         key = (url.scheme, url.host, url.port)
@@ -157,14 +174,15 @@ class AsyncClient:
     async def send(self, method: str, url: str, kwargs: dict[str, Any]) -> AsyncReply:
         """One request, answer read whole; ``kwargs`` as :func:`_request_kwargs` makes them."""
         target = yarl.URL(url)
+        own = (target.scheme, target.host, target.port) == self._origin
         headers = kwargs["headers"]
-        if (target.scheme, target.host, target.port) == self._origin:
-            headers = {**headers, **self._credentials}
+        if own and headers:  # the connection's credentials win over a request's own, as with httpx
+            headers = {k: v for k, v in headers.items() if k.lower() not in self._credential_names}
         params = kwargs.get("params")
-        async with self.session.request(
+        async with (self.session if own else self._other_hosts).request(
             method,
             target,
-            headers=headers,
+            headers=headers or None,
             params=_query_pairs(params) if params else None,
             data=kwargs.get("content"),
             allow_redirects=False,
@@ -769,7 +787,8 @@ async def aclose_shared_clients() -> None:
 
 
 def _default_headers() -> dict[str, str]:
-    return {"User-Agent": f"airflow-provider-ogc/{__version__}"}
+    """Headers on every request; a request's own ``Accept`` replaces the JSON default."""
+    return {"User-Agent": f"airflow-provider-ogc/{__version__}", "Accept": JSON}
 
 
 def _request_kwargs(
@@ -779,7 +798,9 @@ def _request_kwargs(
     headers: Mapping[str, str] | None,
     accept: str,
 ) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"headers": {"Accept": accept, **(headers or {})}}
+    # Only what differs from the client's default headers: a poll then sends no headers of its own.
+    own_headers = {"Accept": accept} if accept != JSON else {}
+    kwargs: dict[str, Any] = {"headers": {**own_headers, **(headers or {})}}
     if params:
         kwargs["params"] = {k: v for k, v in params.items() if v is not None}
     if json_body is not None:

@@ -102,6 +102,29 @@ async def test_redirects_keep_credentials_on_the_own_origin_only(make_conn: Any)
         await aclose_shared_clients()
 
 
+async def test_a_requests_own_headers_read_as_on_the_sync_side(replay: ReplayServer, make_conn: Any) -> None:
+    # A poll sends no headers of its own (the session's defaults carry Accept and the credentials);
+    # a request's own Accept replaces the default, and the connection's credentials win over a
+    # same-named header of the request's, on both sides.
+    replay.route("GET", "/ogc/jobs", Reply(200, {"jobs": []}))
+    h = hook(make_conn, f"{replay.url}/ogc", password="tok", extra={"auth_type": "bearer"})
+    own = {"Authorization": "Bearer not-the-connections", "X-Trace": "t1"}
+    h.request("GET", "jobs", headers=own, accept="application/geo+json")
+    await h.arequest("GET", "jobs", headers=own, accept="application/geo+json")
+    await h.arequest("GET", "jobs")
+    sync_sent, async_sent, plain = ({k.lower(): v for k, v in r.headers.items()} for r in replay.requests)
+    for sent in (sync_sent, async_sent):
+        assert (sent["authorization"], sent["x-trace"], sent["accept"]) == (
+            "Bearer tok",
+            "t1",
+            "application/geo+json",
+        )
+    assert (plain["authorization"], plain["accept"]) == ("Bearer tok", "application/json")
+    assert "x-trace" not in plain
+    h.close()
+    await aclose_shared_clients()
+
+
 async def test_a_303_after_a_delete_becomes_a_get(replay: ReplayServer, make_conn: Any) -> None:
     replay.route("DELETE", JOB, Reply(303, None, headers={"Location": "/ogc/jobs/j1/gone"}))
     replay.route("GET", "/ogc/jobs/j1/gone", Reply(200, {"jobID": "j1", "status": "dismissed"}))
