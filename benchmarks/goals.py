@@ -38,23 +38,15 @@ def done_share(r: dict[str, Any] | None) -> float | None:
 
 
 def floor_verdict(floor: dict[str, Any]) -> dict[str, Any] | None:
-    """The provider hook's CPU per status GET (10 in flight) / the cheaper bare library's.
+    """The provider hook's CPU per status GET (10 in flight) as a ratio to the cheaper bare library's.
 
-    ``met`` is None (no verdict) unless BOTH libraries (httpx, aiohttp) were measured.
+    The ratio is :mod:`benchmarks.http_floor`'s paired one (the median of the per-round ratios).
     """
-    cpu = floor.get("cpu_ms_per_request", {}).get("in_flight_10")
-    if not cpu or not cpu.get("provider_hook"):
+    cheapest = floor.get("cheapest_library", {}).get("in_flight_10")
+    ratio = floor.get("provider_ratio", {}).get("in_flight_10", {}).get(cheapest)
+    if ratio is None:
         return None
-    libraries = {key: cpu[key] for key in ("httpx_bare", "aiohttp_bare") if cpu.get(key)}
-    if not libraries:
-        return None
-    cheapest = min(libraries, key=libraries.__getitem__)
-    ratio = round(cpu["provider_hook"] / libraries[cheapest], 4)
-    return {
-        "cheapest": cheapest,
-        "ratio": ratio,
-        "met": ratio <= FLOOR_GOAL if len(libraries) == 2 else None,
-    }
+    return {"cheapest": cheapest, "ratio": ratio, "met": ratio <= FLOOR_GOAL}
 
 
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -4,10 +4,15 @@ Separates what the provider's hook costs from what its HTTP client costs: ``OGCP
 aget_job_status`` vs. a bare ``httpx.AsyncClient.get(...).json()`` vs. a bare ``aiohttp.ClientSession``
 ``get`` + ``json()`` vs. a minimal HTTP/1.1 GET on ``asyncio`` streams (the floor of an asyncio HTTP
 client in Python, for reference only), with 1 and with 10 requests in flight. Every client keeps its
-connections alive (at most as many as requests in flight). The variants are measured in interleaved
-rounds (the order rotated each round, after one warm-up of each) and each figure is the median over
-the rounds, so a burst of load from elsewhere on the machine does not land on one variant only.
-aiohttp is optional (Airflow core does not install it): without it ``aiohttp_bare`` is null. Run by
+connections alive (at most as many as requests in flight).
+
+This machine's CPU speed drifts by a third within seconds, so the figures are made to hold still:
+the variants take turns in many short rounds (30 of about 400 GETs, the order rotated each round,
+after one warm-up of each); each CPU figure is the median over the rounds, and each ratio the
+median of the per-round ratios (two variants measured back to back see the same machine); and
+given the server's PID, the client and the server run on two different CPUs. With 4 rounds and
+ratios of medians, the hook-to-aiohttp ratio ranged from 1.03 to 1.60 over nine runs of the same
+code, pinned or not; as now, from 1.34 to 1.35 in three. Run by
 :mod:`benchmarks.triggerer`::
 
     python -m benchmarks.http_floor --url http://127.0.0.1:PORT --out floor.json
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -27,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
     Get = Callable[[int], Awaitable[Any]]
 
@@ -90,11 +96,9 @@ async def _streams_client(
     return get, close
 
 
-async def _aiohttp_client(url: str, concurrency: int) -> tuple[Get, Callable[[], Awaitable[None]]] | None:
-    try:
-        import aiohttp
-    except ImportError:
-        return None
+async def _aiohttp_client(url: str, concurrency: int) -> tuple[Get, Callable[[], Awaitable[None]]]:
+    import aiohttp
+
     # One session, keep-alive (aiohttp's default), at most `concurrency` connections.
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
 
@@ -105,7 +109,7 @@ async def _aiohttp_client(url: str, concurrency: int) -> tuple[Get, Callable[[],
     return get, session.close
 
 
-async def run(url: str, requests: int, rounds: int = 3) -> dict[str, Any]:
+async def run(url: str, requests: int, rounds: int = 30) -> dict[str, Any]:
     import httpx
 
     from airflow_provider_ogc.hooks.ogc_processes import OGCProcessesHook, aclose_shared_clients
@@ -134,53 +138,70 @@ async def run(url: str, requests: int, rounds: int = 3) -> dict[str, Any]:
             return await hook.aget_job_status(f"job-{i}")
 
         streams, close_streams = await _streams_client(parsed.host, parsed.port or 80, concurrency)
-        aio = await _aiohttp_client(url, concurrency)
-        fns: dict[str, Get | None] = {
+        aiohttp_get, close_aiohttp = await _aiohttp_client(url, concurrency)
+        fns: dict[str, Get] = {
             "provider_hook": provider,
             "httpx_bare": bare,
-            "aiohttp_bare": aio[0] if aio else None,
+            "aiohttp_bare": aiohttp_get,
             "asyncio_streams": streams,
         }
-        live = {name: fn for name, fn in fns.items() if fn is not None}
-        for fn in live.values():  # the warm-up also opens every connection
+        for fn in fns.values():  # the warm-up also opens every connection
             await _measure(fn, min(WARMUP, requests), concurrency)
-        samples: dict[str, list[float]] = {name: [] for name in live}
-        order = list(live)
+        samples: dict[str, list[float]] = {name: [] for name in fns}
         for r in range(rounds):
-            for name in order[r % len(order) :] + order[: r % len(order)]:
-                samples[name].append(await _measure(live[name], requests // rounds, concurrency))
-        cpu: dict[str, float | None] = {name: None for name in VARIANTS}
-        cpu.update({name: round(statistics.median(v), 4) for name, v in samples.items()})
+            for name in VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]:
+                samples[name].append(await _measure(fns[name], requests // rounds, concurrency))
+        cpu = {name: round(statistics.median(v), 4) for name, v in samples.items()}
         key = f"in_flight_{concurrency}"
         result["cpu_ms_per_request"][key] = cpu
         result["samples_ms"][key] = {name: [round(s, 4) for s in v] for name, v in samples.items()}
-        own = cpu["provider_hook"]
+        # Paired: each round's ratio of two variants measured back to back, then the median.
+        own = samples["provider_hook"]
         result["provider_ratio"][key] = {
-            name: round(own / value, 3) if own and value else None
-            for name, value in cpu.items()
+            name: round(statistics.median(a / b for a, b in zip(own, v, strict=True) if b), 3)
+            for name, v in samples.items()
             if name != "provider_hook"
         }
-        measured = {name: value for name in LIBRARIES if (value := cpu[name])}
-        result["cheapest_library"][key] = min(measured, key=measured.__getitem__) if measured else None
+        result["cheapest_library"][key] = min(LIBRARIES, key=cpu.__getitem__)
         await client.aclose()
         await close_streams()
-        if aio:
-            await aio[1]()
+        await close_aiohttp()
     await aclose_shared_clients()
     return result
+
+
+@contextlib.contextmanager
+def _pinned_apart(server_pid: int | None) -> Iterator[dict[str, int] | None]:
+    """This process on one CPU and the server on another, restored afterwards (Linux, 2+ CPUs)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if server_pid is None or len(cpus) < 2:
+        yield None
+        return
+    own, server = os.sched_getaffinity(0), os.sched_getaffinity(server_pid)
+    os.sched_setaffinity(0, {cpus[0]})
+    os.sched_setaffinity(server_pid, {cpus[-1]})
+    try:
+        yield {"client_cpu": cpus[0], "server_cpu": cpus[-1]}
+    finally:
+        os.sched_setaffinity(0, own)
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(server_pid, server)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.http_floor")
     parser.add_argument("--url", required=True)
-    parser.add_argument("--requests", type=int, default=3000, help="timed GETs per variant, all rounds")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=12000, help="timed GETs per variant, all rounds")
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--server-pid", type=int, help="pin the server and this process to two CPUs")
     args = parser.parse_args(argv)
     os.environ.setdefault(
         f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "ogc_processes", "host": args.url})
     )
-    Path(args.out).write_text(json.dumps(asyncio.run(run(args.url, args.requests, args.rounds)), indent=2))
+    with _pinned_apart(args.server_pid) as pinned:
+        result = asyncio.run(run(args.url, args.requests, args.rounds))
+    Path(args.out).write_text(json.dumps({**result, "pinned": pinned}, indent=2))
     return 0
 
 

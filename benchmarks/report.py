@@ -10,6 +10,7 @@ from benchmarks.goals import (
     SHIPPED_DONE_SHARE,
     SHIPPED_RSS_MB,
     done_share,
+    floor_verdict,
     per_poll_ratio,
 )
 
@@ -298,29 +299,21 @@ def _floor_rows(f: dict[str, Any]) -> list[Row]:
     cpu = f.get("cpu_ms_per_request", {}).get("in_flight_10")
     if not cpu:
         return []
-    provider = cpu.get("provider_hook")
-    libraries = {key: cpu[key] for key in ("httpx_bare", "aiohttp_bare") if cpu.get(key)}
-    cheapest = min(libraries, key=libraries.__getitem__) if libraries else None
-    # The goal is against the cheaper of BOTH libraries: with one missing there is no verdict.
-    missing = [key.split("_")[0] for key in ("httpx_bare", "aiohttp_bare") if key not in libraries]
+    ratios = f.get("provider_ratio", {}).get("in_flight_10", {})
+    verdict = floor_verdict(f)
     rows: list[Row] = []
     for key, client in FLOOR_CLIENTS:
-        value = cpu.get(key)
-        ratio = _ratio(provider, value)
-        judged = key == cheapest and ratio is not None
-        met = ""
-        if judged and ratio is not None:
-            met = f"n/a ({', '.join(missing)} not measured)" if missing else _met(ratio <= FLOOR_GOAL)
+        judged = verdict is not None and key == verdict["cheapest"]
         rows.append(
             (
                 "HTTP client floor",
                 f"CPU ms per status GET, 10 in flight: provider hook vs. {client}",
-                _s(provider, "ms"),
+                _s(cpu.get("provider_hook"), "ms"),
                 "",
-                _s(value, "ms") if value is not None else "n/a (not installed)",
-                _x(ratio),
+                _s(cpu.get(key), "ms"),
+                _x(ratios.get(key)),
                 f"≤ {FLOOR_GOAL:.2f}x of the cheaper library" if judged else "",
-                met,
+                _met(verdict["met"]) if judged and verdict else "",
             )
         )
     return rows
