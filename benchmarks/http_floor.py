@@ -12,7 +12,7 @@ after one warm-up of each); each CPU figure is the median over the rounds, and e
 median of the per-round ratios (two variants measured back to back see the same machine); and
 given the server's PID, the client and the server run on two different CPUs. With 4 rounds and
 ratios of medians, the hook-to-aiohttp ratio ranged from 1.03 to 1.60 over nine runs of the same
-code, pinned or not; as now, from 1.34 to 1.35 in three. Run by
+code, pinned or not; as now, from 1.34 to 1.37 in four. Run by
 :mod:`benchmarks.triggerer`::
 
     python -m benchmarks.http_floor --url http://127.0.0.1:PORT --out floor.json
