@@ -161,8 +161,8 @@ def test_quick_mode_prints_the_table_and_writes_every_key(tmp_path: Path) -> Non
         }
         assert result["pool"] == pools[result["variant"]], result
         assert result["patches"] == (["before_fix"] if result["variant"] == "before" else [])
-    # The HTTP client floor: the provider hook beside bare httpx, bare aiohttp (null when aiohttp is not
-    # installed) and asyncio streams, one table row per client with the provider's ratio to it.
+    # The HTTP client floor: the provider hook beside bare httpx, bare aiohttp and asyncio streams,
+    # one table row per client with the provider's ratio to it.
     http_floor = trig["http_floor"]
     assert {"requests", "rounds", "versions", "cpu_ms_per_request", "samples_ms", "provider_ratio",
             "cheapest_library"} <= http_floor.keys()  # fmt: skip
