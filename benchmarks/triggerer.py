@@ -177,6 +177,8 @@ def run(
     python = python or sys.executable
     say = log or (lambda *a: None)
     results: list[dict[str, Any]] = []
+    shipped_lead = warmup if shipped_warmup is None else shipped_warmup
+    shipped_spread = shipped_start_spread(shipped_lead)
     with tempfile.TemporaryDirectory(prefix="ogc-bench-triggerer-") as tmp:
         work = Path(tmp)
         home = work / "home"
@@ -244,10 +246,9 @@ def run(
                         )
                     )
             if shipped_n:
-                lead = warmup if shipped_warmup is None else shipped_warmup
                 say(
                     f"  triggerer: N={shipped_n} provider at the shipped {DEFAULT_MAX_POLL_INTERVAL:g} s "
-                    f"ceiling ({lead:g} s warm-up + {window:g} s window)"
+                    f"ceiling ({shipped_lead:g} s warm-up + {window:g} s window)"
                 )
                 results.append(
                     _run_load(
@@ -255,18 +256,17 @@ def run(
                         server.url,
                         "provider",
                         shipped_n,
-                        lead,
+                        shipped_lead,
                         window,
                         work,
                         env,
                         "shipped",
                         max_interval=DEFAULT_MAX_POLL_INTERVAL,
-                        extra=["--start-spread", str(shipped_start_spread(lead))],
+                        extra=["--start-spread", str(shipped_spread)],
                     )
                 )
         finally:
             server.stop()
-    shipped_spread = shipped_start_spread(warmup if shipped_warmup is None else shipped_warmup)
     return {
         "window_s": window,
         "warmup_s": warmup,
